@@ -1,0 +1,62 @@
+"""Red's deploy: checks every setting, then runs the tasks in order for the phase.
+
+    pyinfra inventory.py deploy.py                          provision, over SSH
+    pyinfra -y @local deploy.py --data phase=build          in a Dockerfile RUN step
+    onstart.sh                                              phase start, on every container start
+"""
+import json
+import os
+import socket
+
+from pyinfra import host, logger
+from pyinfra.connectors.local import LocalConnector
+
+from tasks import onstart, services, system
+from tasks.facts import InstanceEnvironment
+from tasks.settings import ENVIRONMENT_NAMES, SAVED_SETTINGS, SETTINGS, SettingError, resolve, savable
+
+
+def disable_nagle():
+    """One round trip per command instead of a delayed ACK (paramiko never sets TCP_NODELAY)."""
+    client = getattr(host.connector, "client", None)
+    transport = client.get_transport() if client else None
+    sock = getattr(transport, "sock", None)
+    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def instance_environment():
+    """vast's variables as the instance sees them: this process's own on @local (build, start),
+    the container's main process's over SSH."""
+    if isinstance(host.connector, LocalConnector):
+        return {name: os.environ[name] for name in ENVIRONMENT_NAMES if name in os.environ}
+    return host.get_fact(InstanceEnvironment, names=ENVIRONMENT_NAMES) or {}
+
+
+def saved_settings(phase):
+    """In phase start, the settings the image was built (or the host provisioned) with."""
+    if phase != "start" or not os.path.exists(SAVED_SETTINGS):
+        return {}
+    with open(SAVED_SETTINGS) as handle:
+        return json.load(handle)
+
+
+def checked_settings():
+    command_line = host.inventory.get_override_data()
+    defaults = {name: host.data.get(name) for name in SETTINGS if host.data.get(name) is not None}
+    phase = command_line.get("phase", defaults.get("phase"))
+    try:
+        values, sources = resolve(defaults, command_line, instance_environment(), saved_settings(phase))
+    except SettingError as error:
+        raise SystemExit(f"red: {error}") from None
+    for name, value in values.items():
+        setattr(host.data, name, value)
+    return values, sources
+
+
+disable_nagle()
+settings, sources = checked_settings()
+system.system()
+services.supervisor()
+onstart.red_on_instance(savable(settings, sources))
+services.apply()

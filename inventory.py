@@ -1,0 +1,42 @@
+"""Who Red deploys to.
+
+- RED_HOSTS: a JSON list of hosts, each {"address", "port", "user", "key"} (name optional);
+- else RED_HOST (with RED_SSH_PORT, RED_SSH_USER, RED_SSH_KEY): one host, e.g. a vast instance;
+- else every local sandbox host that is up (tests/sandbox.py up NAME --port PORT).
+Hosts named on pyinfra's command line instead of this file get the same group_data defaults.
+"""
+import glob
+import json
+import os
+
+SANDBOX_HOSTS = os.environ.get("RED_SANDBOX_HOSTS", "/var/tmp/red-sandbox")
+
+
+def ssh_host(address, port=22, user="root", key=None, name=None, **_):
+    data = {"ssh_hostname": address, "ssh_port": int(port), "ssh_user": user}
+    if key:
+        data["ssh_key"] = key
+    if address in ("127.0.0.1", "::1"):
+        # sandbox hosts get new host keys each time they are made
+        data.update(ssh_known_hosts_file="/dev/null", ssh_strict_host_key_checking="no")
+    return (name or f"{address}:{port}", data)
+
+
+def named_hosts():
+    if os.environ.get("RED_HOSTS"):
+        return [ssh_host(**entry) for entry in json.loads(os.environ["RED_HOSTS"])]
+    if os.environ.get("RED_HOST"):
+        return [ssh_host(os.environ["RED_HOST"], os.environ.get("RED_SSH_PORT", 22),
+                         os.environ.get("RED_SSH_USER", "root"), os.environ.get("RED_SSH_KEY"))]
+    return None
+
+
+def sandbox_hosts():
+    hosts = []
+    for path in sorted(glob.glob(f"{SANDBOX_HOSTS}/*/host.json")):
+        with open(path) as handle:
+            hosts.append(ssh_host(**json.load(handle)))
+    return hosts
+
+
+instances = named_hosts() or sandbox_hosts()

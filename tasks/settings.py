@@ -1,0 +1,171 @@
+"""Red's settings: what kind each one is, where its value comes from, and the check that runs
+before the first operation.
+
+Defaults live in group_data/all.py (one line each, with its comment). A value comes, first found:
+  1. pyinfra's command line (`--data NAME=VALUE`),
+  2. the instance's environment (vast's variables, e.g. WORKSPACE),
+  3. in phase start, the settings the image was built or provisioned with (SAVED_SETTINGS),
+  4. the inventory's host data, then group_data.
+Strings from the command line or the environment are converted like any other value; a value
+that is not allowed stops the run with one line naming the setting, the value and what is allowed.
+"""
+import json
+import posixpath
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+# Where the start phase finds the settings a build or a provision used (root-only, no secrets).
+SAVED_SETTINGS = "/etc/red/settings.json"
+
+
+class SettingError(Exception):
+    """One line, for the operator: the setting, the value, and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Kind:
+    allowed: str  # said to the operator when a value does not fit
+    convert: Callable[[Any], Any]  # raises ValueError when the value does not fit
+
+
+def _boolean(value):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on", "1"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("false", "no", "off", "0", ""):
+        return False
+    if value in (0, 1):
+        return bool(value)
+    raise ValueError
+
+
+def _integer(low, high):
+    def convert(value):
+        if isinstance(value, bool):
+            raise ValueError
+        number = int(value) if isinstance(value, int) else int(str(value).strip(), 10)
+        if not low <= number <= high:
+            raise ValueError
+        return number
+    return convert
+
+
+def _absolute_path(value):
+    if not isinstance(value, str) or not value.startswith("/") or "\0" in value or "\n" in value:
+        raise ValueError
+    return posixpath.normpath(value)
+
+
+def _matching(pattern):
+    def convert(value):
+        if not isinstance(value, str) or not re.fullmatch(pattern, value):
+            raise ValueError
+        return value
+    return convert
+
+
+def _one_of(*options):
+    def convert(value):
+        if value not in options:
+            raise ValueError
+        return value
+    return convert
+
+
+def _list_of(item_convert):
+    """A list, a JSON list or a comma-separated string (as --data gives it)."""
+    def convert(value):
+        if isinstance(value, str):
+            value = json.loads(value) if value.strip().startswith("[") else \
+                [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ValueError
+        return [item_convert(item) for item in value]
+    return convert
+
+
+BOOLEAN = Kind("true or false", _boolean)
+PORT = Kind("a TCP port, an integer from 1 to 65535", _integer(1, 65535))
+SECONDS = Kind("a whole number of seconds, 0 or more", _integer(0, 10**9))
+ABSOLUTE_PATH = Kind("an absolute path (starting with /)", _absolute_path)
+USER_NAME = Kind("a Unix user name ([a-z_][a-z0-9_-]*, at most 32 characters)",
+                 _matching(r"[a-z_][a-z0-9_-]{0,31}"))
+PACKAGE_NAMES = Kind("a list of Debian package names, e.g. [\"htop\", \"vim\"] or htop,vim",
+                     _list_of(_matching(r"[a-z0-9][a-z0-9+.-]+")))
+
+
+def choice(*options):
+    return Kind("one of " + ", ".join(options), _one_of(*options))
+
+
+@dataclass(frozen=True)
+class Setting:
+    kind: Kind
+    env: tuple = field(default=())  # the instance's environment variables that override it
+    secret: bool = False  # never saved to SAVED_SETTINGS, never echoed
+
+
+SETTINGS = {
+    "phase": Setting(choice("provision", "build", "start")),
+    "workspace": Setting(ABSOLUTE_PATH, env=("WORKSPACE",)),
+    "logs_dir": Setting(ABSOLUTE_PATH),
+    "desktop_user": Setting(USER_NAME),
+    "red_dir": Setting(ABSOLUTE_PATH),
+    "apt_cache_time": Setting(SECONDS),
+    "extra_apt_packages": Setting(PACKAGE_NAMES),
+    "log_max_bytes": Setting(Kind("a size in bytes, from 1024 to 10 GB", _integer(1024, 10 * 1024**3))),
+    "log_backups": Setting(Kind("a number of rotated files to keep, 0 to 100", _integer(0, 100))),
+}
+
+ENVIRONMENT_NAMES = sorted({name for setting in SETTINGS.values() for name in setting.env})
+
+
+def check(name, value, source):
+    """The converted value, or SettingError with its one line."""
+    setting = SETTINGS[name]
+    try:
+        return setting.kind.convert(value)
+    except (ValueError, TypeError, json.JSONDecodeError):
+        shown = "(hidden)" if setting.secret else repr(value)
+        raise SettingError(f"setting {name} = {shown} ({source}) is not allowed: "
+                           f"expected {setting.kind.allowed}") from None
+
+
+def resolve(defaults, command_line, environment, saved):
+    """Every setting's checked value, and where each came from. Each argument maps names to values; `environment` maps
+    environment variable names (vast's) to values."""
+    unknown = sorted(set(_pyinfra_free(command_line)) - set(SETTINGS))
+    if unknown:
+        raise SettingError(f"setting {unknown[0]} (--data) is not a Red setting: "
+                           f"expected one of {', '.join(sorted(SETTINGS))}")
+    resolved, sources = {}, {}
+    for name, setting in SETTINGS.items():
+        from_env = [var for var in setting.env if environment.get(var) not in (None, "")]
+        if name in command_line:
+            value, source = command_line[name], "from --data"
+        elif from_env:
+            value, source = environment[from_env[0]], f"from ${from_env[0]}"
+        elif name in saved:
+            value, source = saved[name], f"from {SAVED_SETTINGS}"
+        elif name in defaults:
+            value, source = defaults[name], "from group_data"
+        else:
+            raise SettingError(f"setting {name} has no value: add it to group_data/all.py")
+        resolved[name] = check(name, value, source)
+        sources[name] = source
+    return resolved, sources
+
+
+def _pyinfra_free(command_line):
+    """--data names that are not pyinfra's own connection settings."""
+    return [name for name in command_line if not name.startswith(("ssh_", "winrm_", "docker_", "chroot_"))
+            and not name.startswith("_")]
+
+
+def savable(settings, sources):
+    """What the start phase may read back: no secrets, not the phase, and nothing the instance's
+    environment gave (the environment at the next start decides those again)."""
+    return {name: value for name, value in settings.items()
+            if not SETTINGS[name].secret and name != "phase" and not sources[name].startswith("from $")}
