@@ -26,11 +26,13 @@ def disable_nagle():
 
 
 def instance_environment():
-    """vast's variables as the instance sees them: this process's own on @local (build, start),
-    the container's main process's over SSH."""
+    """vast's variables as the instance sees them: the container's main process's environment
+    (an SSH session or a shell started by hand does not have them), and on @local this
+    process's own on top (a Dockerfile's ENV, a variable set for onstart.sh)."""
+    environment = host.get_fact(InstanceEnvironment, names=ENVIRONMENT_NAMES) or {}
     if isinstance(host.connector, LocalConnector):
-        return {name: os.environ[name] for name in ENVIRONMENT_NAMES if name in os.environ}
-    return host.get_fact(InstanceEnvironment, names=ENVIRONMENT_NAMES) or {}
+        environment.update({name: os.environ[name] for name in ENVIRONMENT_NAMES if name in os.environ})
+    return environment
 
 
 def saved_settings(phase):

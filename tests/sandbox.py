@@ -174,14 +174,14 @@ class Sandbox:
             sh("rm", "-rf", "--one-file-system", self.rootfs)
         shutil.rmtree(self.dir)
 
-    def run(self, command, env=None):
+    def run(self, command, env=None, **kwargs):
         """Run a shell command inside, the way a Docker RUN step does: a fresh PID namespace,
         the step's own environment only, everything it started ended when it returns."""
         step_env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                     "HOME": "/root", "LANG": "C.UTF-8", **(env or {})}
         return subprocess.run(
             ["unshare", "--pid", "--fork", f"--mount-proc={self.rootfs}/proc", "chroot", str(self.rootfs),
-             "/bin/bash", "-c", command], env=step_env, check=False)
+             "/bin/bash", "-c", command], env=step_env, check=False, **kwargs)
 
     def processes(self):
         """pids of every process whose root is this rootfs."""

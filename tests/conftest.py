@@ -1,0 +1,128 @@
+"""Fixtures for Red's tests: sandbox hosts over real SSH, and a pyinfra run that reports what changed."""
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import sandbox as sandboxes  # noqa: E402
+
+PROJECT = sandboxes.PROJECT
+ARTIFACTS = PROJECT / "tests" / "artifacts"
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Host:
+    """A sandbox host that is up: its SSH address, and its files seen from this machine."""
+    sandbox: sandboxes.Sandbox
+    info: dict
+
+    @property
+    def name(self):
+        return self.info["name"]
+
+    def path(self, inside):
+        return self.sandbox.rootfs / inside.lstrip("/")
+
+    def ssh(self, command, check=True, timeout=120):
+        done = subprocess.run(
+            ["ssh", "-i", self.info["key"], "-p", str(self.info["port"]), "-o", "BatchMode=yes",
+             "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+             "root@127.0.0.1", command], capture_output=True, text=True, timeout=timeout)
+        if check and done.returncode:
+            raise AssertionError(f"{command!r} on {self.name} exited {done.returncode}:\n{done.stdout}{done.stderr}")
+        return done
+
+    def digests(self, *folders):
+        """path -> sha256 of every regular file under the folders (read from this machine)."""
+        found = {}
+        for folder in folders:
+            for path in sorted(self.path(folder).rglob("*")):
+                if path.is_file() and not path.is_symlink():
+                    found[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+        return found
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def report(self):
+        return json.loads(self.stdout)
+
+    def changed(self, host):
+        """Names of the operations that changed something on the host."""
+        return [op["name"] for op in self.report["results"]["operations"] if host.name in op["success"]]
+
+    def unchanged(self, host):
+        return [op["name"] for op in self.report["results"]["operations"] if host.name in op["no_change"]]
+
+
+def apply(hosts, *args, env=None):
+    """`pyinfra -y --json inventory.py deploy.py ARGS` against the hosts, from the project."""
+    environment = {**os.environ, "RED_HOSTS": json.dumps([host.info for host in hosts]), **(env or {})}
+    done = subprocess.run([sys.executable, "-m", "pyinfra", "-y", "--json", "inventory.py", "deploy.py", *args],
+                          cwd=PROJECT, env=environment, capture_output=True, text=True, timeout=1800)
+    return Run(done.returncode, done.stdout, done.stderr)
+
+
+def converge(hosts, *args):
+    run = apply(hosts, *args)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run
+
+
+class SandboxFactory:
+    def __init__(self, prefix):
+        self.prefix = prefix
+        self.made = []
+
+    def up(self, name, env=None):
+        sandbox = sandboxes.Sandbox(f"{self.prefix}-{name}")
+        sandbox.down()
+        self.made.append(sandbox)
+        return Host(sandbox, sandbox.up(free_port(), env))
+
+    def create(self, name):
+        sandbox = sandboxes.Sandbox(f"{self.prefix}-{name}")
+        sandbox.down()
+        self.made.append(sandbox)
+        sandbox.create()
+        return sandbox
+
+    def down_all(self):
+        for sandbox in self.made:
+            sandbox.down()
+
+
+@pytest.fixture(scope="session")
+def sandbox_factory():
+    if os.geteuid() != 0:
+        pytest.skip("sandbox hosts need root (debootstrap, chroot, mounts)")
+    factory = SandboxFactory(f"t{os.getpid()}")
+    yield factory
+    factory.down_all()
+
+
+@pytest.fixture(scope="session")
+def provisioned(sandbox_factory):
+    """One sandbox host, provisioned once for the session (WORKSPACE set as vast sets it)."""
+    host = sandbox_factory.up("a", env={"WORKSPACE": "/data"})
+    converge([host])
+    return host

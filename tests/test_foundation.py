@@ -1,0 +1,152 @@
+"""The foundation, end to end: real sandbox hosts over real SSH, real supervisord."""
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import PROJECT, apply, converge
+
+MAIN_CONFIG = "/etc/supervisor/supervisord.conf"
+MANAGED_TREES = ("/etc", "/opt/red", "/data", "/logs", "/usr/sbin")
+
+
+def supervisor_programs(host):
+    """name -> state, from `supervisorctl status` on the host."""
+    done = host.ssh("supervisorctl status", check=False)
+    assert "refused" not in done.stdout + done.stderr and "no such file" not in done.stdout.lower(), done.stdout
+    return dict(line.split()[:2] for line in done.stdout.splitlines() if line.strip())
+
+
+def test_first_apply_builds_the_desk(provisioned):
+    host = provisioned
+    assert host.ssh("supervisorctl pid").stdout.strip().isdigit()
+    assert host.ssh("stat -c '%U:%G %a' /data").stdout.split() == ["root:red", "2775"], "WORKSPACE from the instance"
+    assert host.ssh("stat -c '%U:%G %a' /logs").stdout.split() == ["root:red", "2775"]
+    assert host.ssh("su red -c 'touch /logs/written-by-red && echo ok'").stdout.strip() == "ok"
+    assert host.path("/logs/supervisord.log").exists()
+    config = host.path(MAIN_CONFIG).read_text()
+    assert "childlogdir=/logs" in config and "logfile_maxbytes=10485760" in config
+    assert host.ssh("dpkg-query -W -f '${Status}' supervisor git").stdout.count("install ok installed") == 2
+    saved = json.loads(host.path("/etc/red/settings.json").read_text())
+    assert "workspace" not in saved, "a value from the instance's environment is not frozen into the image"
+    assert host.ssh("stat -c %a /etc/red/settings.json").stdout.strip() == "600"
+    assert host.ssh("/opt/red/venv/bin/pyinfra --version").stdout.startswith("pyinfra")
+
+
+def test_second_apply_changes_nothing(provisioned):
+    run = converge([provisioned])
+    assert run.changed(provisioned) == []
+    assert len(run.unchanged(provisioned)) >= 10
+    assert run.report["results"]["totals"]["success"] == 0
+
+
+def test_hosts_named_on_the_command_line_get_the_same_defaults(provisioned):
+    info = provisioned.info
+    done = subprocess.run(
+        [sys.executable, "-m", "pyinfra", "-y", "--json", "127.0.0.1", "deploy.py", "--ssh-port", str(info["port"]),
+         "--ssh-user", "root", "--ssh-key", info["key"], "--data", "ssh_known_hosts_file=/dev/null",
+         "--data", "ssh_strict_host_key_checking=no"], cwd=PROJECT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["results"]["totals"]["success"] == 0
+
+
+@pytest.mark.parametrize("drift, expected", [
+    ("echo '; edited' >> /etc/supervisor/supervisord.conf",
+     ["Supervisor | Supervisor main configuration",
+      "Supervisor programs | Reload supervisord (its main configuration changed)"]),
+    ("rm /usr/sbin/policy-rc.d",
+     ["System | Keep package installs from starting services (supervisor runs them)"]),
+    ("chmod 700 /logs", ["System | Logs directory"]),
+])
+def test_drift_is_repaired_and_only_that(provisioned, drift, expected):
+    before = provisioned.path(MAIN_CONFIG).read_text()
+    provisioned.ssh(drift)
+    run = converge([provisioned])
+    assert run.changed(provisioned) == expected
+    assert provisioned.path(MAIN_CONFIG).read_text() == before
+    assert provisioned.ssh("stat -c %a /logs /usr/sbin/policy-rc.d").stdout.split() == ["2775", "755"]
+    assert converge([provisioned]).changed(provisioned) == []
+
+
+@pytest.mark.parametrize("name, value, allowed", [
+    ("logs_dir", "relative/logs", "an absolute path (starting with /)"),
+    ("phase", "deploy", "one of provision, build, start"),
+    ("log_backups", "many", "a number of rotated files to keep, 0 to 100"),
+])
+def test_a_bad_setting_stops_with_one_line_and_changes_nothing(provisioned, name, value, allowed):
+    before = provisioned.digests(*MANAGED_TREES)
+    run = apply([provisioned], "--data", f"{name}={value}")
+    assert run.returncode != 0
+    lines = [line for line in run.stderr.splitlines() if line.startswith("red: ")]
+    assert lines == [f"red: setting {name} = {value!r} (from --data) is not allowed: expected {allowed}"]
+    assert provisioned.digests(*MANAGED_TREES) == before
+
+
+def planned_changes(output, host):
+    """Operations the dry run's "Detected changes" table marks as changing on the host
+    (its Change column; conditional ones only run when what they follow changed)."""
+    table = output.split("Detected changes:", 1)[1].split("Detected changes may not", 1)[0]
+    rows = [re.match(r"\s*(.+?)\s{2,}(\S.*?)\s{2,}(\S.*?)\s*$", line) for line in table.splitlines()]
+    return [row.group(1) for row in rows if row and f"({host.name})" in row.group(2)]
+
+
+def test_dry_run_reports_nothing_then_shows_the_diff_of_a_changed_template(provisioned):
+    command = [sys.executable, "-m", "pyinfra", "--dry", "--diff", "inventory.py", "deploy.py"]
+    env = {"RED_HOSTS": json.dumps([provisioned.info]), "PATH": "/usr/bin:/bin"}
+    quiet = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True)
+    assert quiet.returncode == 0, quiet.stderr
+    assert planned_changes(quiet.stdout + quiet.stderr, provisioned) == []
+    before = provisioned.digests(*MANAGED_TREES)
+    changed = subprocess.run(command + ["--data", "log_backups=7"], cwd=PROJECT, env=env,
+                             capture_output=True, text=True)
+    output = changed.stdout + changed.stderr
+    assert changed.returncode == 0, output
+    assert re.search(r"Will modify /etc/supervisor/supervisord.conf\n.*\n(.*\n)*?\s+- logfile_backups=5\n"
+                     r"\s+\+ logfile_backups=7\n", output), output
+    assert planned_changes(output, provisioned)[:2] == [
+        "Supervisor | Supervisor main configuration",
+        "Red on the instance | Settings for the start phase (/etc/red/settings.json)"]
+    assert provisioned.digests(*MANAGED_TREES) == before
+
+
+def test_two_hosts_in_one_run_both_converge(sandbox_factory, provisioned):
+    second = sandbox_factory.up("b")
+    run = converge([provisioned, second])
+    assert run.changed(provisioned) == []
+    assert "Supervisor programs | Start supervisord" in run.changed(second)
+    assert second.ssh("stat -c %a /workspace").stdout.strip() == "2775", "no WORKSPACE there: the default"
+    assert converge([provisioned, second]).report["results"]["totals"]["success"] == 0
+
+
+def test_onstart_leaves_supervisord_running_with_every_program_running(provisioned):
+    host = provisioned
+    host.ssh("supervisorctl shutdown && while supervisorctl pid >/dev/null 2>&1; do sleep 0.1; done")
+    done = host.ssh("/opt/red/onstart.sh")
+    assert "Grand total" in done.stdout + done.stderr
+    programs = supervisor_programs(host)
+    assert all(state == "RUNNING" for state in programs.values()), programs
+    assert host.ssh("supervisorctl status", check=False).returncode == 0
+    # two starts at once: both succeed, one supervisord
+    both = host.ssh("/opt/red/onstart.sh >/tmp/one.log 2>&1 & other=$!; /opt/red/onstart.sh >/tmp/two.log 2>&1; "
+                    "first=$?; wait $other; echo $first $?")
+    assert both.stdout.split() == ["0", "0"]
+    assert host.ssh("ps -eo comm= | grep -c '^supervisord$'").stdout.strip() == "1"
+    assert converge([host]).changed(host) == [], "onstart.sh's start phase did not drift the provisioned host"
+
+
+def test_phase_build_in_a_fresh_rootfs_starts_nothing_and_converges(sandbox_factory):
+    from sandbox import replay_dockerfile
+    rootfs = sandbox_factory.create("build")
+    assert replay_dockerfile(rootfs) == 0
+    assert rootfs.rootfs.joinpath("etc/supervisor/supervisord.conf").exists()
+    assert not rootfs.rootfs.joinpath("run/supervisor.sock").exists(), "supervisord was started in a build"
+    second = rootfs.run("cd /opt/red && venv/bin/pyinfra -y --json @local deploy.py --data phase=build "
+                        "> /tmp/second.json 2>/tmp/second.err; echo rc=$?; ps -eo comm=",
+                        capture_output=True, text=True)
+    lines = second.stdout.split()
+    assert lines[0] == "rc=0", rootfs.rootfs.joinpath("tmp/second.err").read_text()[-2000:]
+    assert set(lines[1:]) <= {"bash", "ps"}, f"processes left by the build: {lines[1:]}"
+    report = json.loads(rootfs.rootfs.joinpath("tmp/second.json").read_text())
+    assert report["results"]["totals"]["success"] == 0
+    assert rootfs.processes() == []
