@@ -61,6 +61,8 @@ def sh(*argv, **kwargs):
 
 def ensure_host_tools():
     missing = sorted({pkg for tool, pkg in HOST_TOOLS.items() if not shutil.which(tool)})
+    if subprocess.run([sys.executable, "-c", "import ensurepip"], capture_output=True).returncode:
+        missing.append("python3-venv")  # Debian's python3 makes no venv without it
     if missing:
         log(f"installing {' '.join(missing)}")
         sh("apt-get", "update", "-q")
