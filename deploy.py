@@ -11,7 +11,7 @@ import socket
 from pyinfra import host, logger
 from pyinfra.connectors.local import LocalConnector
 
-from tasks import onstart, services, system
+from tasks import desktop, onstart, services, system
 from tasks.facts import InstanceEnvironment
 from tasks.settings import ENVIRONMENT_NAMES, SAVED_SETTINGS, SETTINGS, SettingError, resolve, savable
 
@@ -60,5 +60,6 @@ disable_nagle()
 settings, sources = checked_settings()
 system.system()
 services.supervisor()
+desktop.desktop()
 onstart.red_on_instance(savable(settings, sources))
 services.apply()

@@ -1,6 +1,7 @@
 """Who Red deploys to.
 
-- RED_HOSTS: a JSON list of hosts, each {"address", "port", "user", "key"} (name optional);
+- RED_HOSTS: a JSON list of hosts, each {"address", "port", "user", "key"} (optional: "name", and
+  "data", settings for that host alone);
 - else RED_HOST (with RED_SSH_PORT, RED_SSH_USER, RED_SSH_KEY): one host, e.g. a vast instance;
 - else every local sandbox host that is up (tests/sandbox.py up NAME --port PORT).
 Hosts named on pyinfra's command line instead of this file get the same group_data defaults.
@@ -12,8 +13,9 @@ import os
 SANDBOX_HOSTS = os.environ.get("RED_SANDBOX_HOSTS", "/var/tmp/red-sandbox")
 
 
-def ssh_host(address, port=22, user="root", key=None, name=None, **_):
-    data = {"ssh_hostname": address, "ssh_port": int(port), "ssh_user": user}
+def ssh_host(address, port=22, user="root", key=None, name=None, data=None, **_):
+    """An SSH host; `data` holds settings for this host alone (e.g. its own ports)."""
+    data = {**(data or {}), "ssh_hostname": address, "ssh_port": int(port), "ssh_user": user}
     if key:
         data["ssh_key"] = key
     if address in ("127.0.0.1", "::1"):

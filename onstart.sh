@@ -7,6 +7,9 @@ set -uo pipefail
 RED_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CONFIG=/etc/supervisor/supervisord.conf
 
+# supervisord is running when its pidfile names a live supervisord (also while it reloads)
+running() { pid=$(cat /run/supervisord.pid 2>/dev/null) && grep -qa supervisord "/proc/$pid/cmdline" 2>/dev/null; }
+
 exec 9>/run/red-onstart.lock
 flock 9
 
@@ -16,15 +19,16 @@ status=$?
 [ "$status" -eq 0 ] || echo "onstart.sh: the start phase failed (exit $status); starting supervisord with the last good configuration" >&2
 
 # whatever the apply's outcome, the services come up
-if ! supervisorctl -c "$CONFIG" pid >/dev/null 2>&1; then
+if ! running; then
+    # supervisord must not inherit the lock (fd 9), or the next start would wait for it forever
     if [ "${1:-}" = "--foreground" ]; then
-        exec supervisord -n -c "$CONFIG"
+        exec supervisord -n -c "$CONFIG" 9>&-
     fi
-    supervisord -c "$CONFIG" || status=$?
+    supervisord -c "$CONFIG" 9>&- || status=$?
     for _ in $(seq 100); do supervisorctl -c "$CONFIG" pid >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 if [ "${1:-}" = "--foreground" ]; then
     # supervisord already runs (a re-run): stay in the foreground while it does
-    while supervisorctl -c "$CONFIG" pid >/dev/null 2>&1; do sleep 5; done
+    while running; do sleep 5; done
 fi
 exit "$status"

@@ -27,3 +27,21 @@ log_max_bytes = 10 * 1024 * 1024
 
 # How many rotated log files to keep per service.
 log_backups = 5
+
+# Size of the virtual screen the desktop runs on, WIDTHxHEIGHT (VNC_RESOLUTION overrides).
+vnc_resolution = "1920x1080"
+
+# Port of the raw VNC server (x11vnc), for VNC clients.
+vnc_port = 5901
+
+# Port of noVNC, the desktop in a browser.
+novnc_port = 6901
+
+# VNC password (VNC_PW overrides; VNC uses its first 8 characters); empty: Red generates one, kept on the host.
+vnc_password = ""
+
+# Open VNC and noVNC without any password (VNC_PASSWORDLESS overrides): only behind another lock.
+vnc_passwordless = False
+
+# The desktop's window manager: fluxbox or openbox.
+window_manager = "fluxbox"

@@ -15,10 +15,12 @@ class InstanceEnvironment(FactBase):
 
 
 class SupervisordPid(FactBase):
-    """supervisord's pid, asked through its own socket (never by process name), or None."""
+    """supervisord's pid from its own pidfile, when that process is supervisord (never by process
+    name, and also while it is busy reloading), or None."""
 
-    def command(self, config):
-        return f"supervisorctl -c {config} pid 2>/dev/null || true"
+    def command(self, pidfile):
+        return (f"pid=$(cat {pidfile} 2>/dev/null) && grep -qa supervisord /proc/$pid/cmdline 2>/dev/null "
+                "&& echo $pid || true")
 
     def process(self, output):
         text = "".join(output).strip()

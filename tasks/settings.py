@@ -96,6 +96,25 @@ PACKAGE_NAMES = Kind("a list of Debian package names, e.g. [\"htop\", \"vim\"] o
                      _list_of(_matching(r"[a-z0-9][a-z0-9+.-]+")))
 
 
+def _resolution(value):
+    match = re.fullmatch(r"(\d{3,5})x(\d{3,5})", str(value).strip())
+    if not match or not all(320 <= int(side) <= 8192 for side in match.groups()):
+        raise ValueError
+    return f"{int(match.group(1))}x{int(match.group(2))}"
+
+
+def _password(value):
+    if value == "":
+        return ""  # none given: Red generates one
+    if not isinstance(value, str) or not 6 <= len(value) <= 128 or not value.isprintable():
+        raise ValueError
+    return value
+
+
+RESOLUTION = Kind("WIDTHxHEIGHT, each from 320 to 8192, e.g. 1920x1080", _resolution)
+PASSWORD = Kind("empty (Red generates one) or 6 to 128 printable characters", _password)
+
+
 def choice(*options):
     return Kind("one of " + ", ".join(options), _one_of(*options))
 
@@ -117,6 +136,12 @@ SETTINGS = {
     "extra_apt_packages": Setting(PACKAGE_NAMES),
     "log_max_bytes": Setting(Kind("a size in bytes, from 1024 to 10 GB", _integer(1024, 10 * 1024**3))),
     "log_backups": Setting(Kind("a number of rotated files to keep, 0 to 100", _integer(0, 100))),
+    "vnc_resolution": Setting(RESOLUTION, env=("VNC_RESOLUTION",)),
+    "vnc_port": Setting(PORT),
+    "novnc_port": Setting(PORT),
+    "vnc_password": Setting(PASSWORD, env=("VNC_PW", "VNC_PASSWORD"), secret=True),
+    "vnc_passwordless": Setting(BOOLEAN, env=("VNC_PASSWORDLESS",)),
+    "window_manager": Setting(choice("fluxbox", "openbox")),
 }
 
 ENVIRONMENT_NAMES = sorted({name for setting in SETTINGS.values() for name in setting.env})
@@ -155,7 +180,19 @@ def resolve(defaults, command_line, environment, saved):
             raise SettingError(f"setting {name} has no value: add it to group_data/all.py")
         resolved[name] = check(name, value, source)
         sources[name] = source
+    _check_ports_differ(resolved)
     return resolved, sources
+
+
+def _check_ports_differ(resolved):
+    """Every port setting is a listening port on the same instance: no two may be the same."""
+    seen = {}
+    for name, setting in SETTINGS.items():
+        if setting.kind is PORT:
+            if resolved[name] in seen:
+                raise SettingError(f"settings {seen[resolved[name]]} and {name} are both {resolved[name]}: "
+                                   f"expected a different port for each")
+            seen[resolved[name]] = name
 
 
 def _pyinfra_free(command_line):

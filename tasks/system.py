@@ -4,8 +4,21 @@ from pyinfra.api import deploy
 from pyinfra.facts.deb import DebPackages
 from pyinfra.operations import apt, files, server
 
+from tasks.secrets import SECRETS_DIR
+
 # What every Red host needs, whatever else it runs.
 BASE_PACKAGES = ["ca-certificates", "curl", "git", "procps", "python3", "python3-venv", "supervisor", "tzdata"]
+
+
+def install_packages(name, packages):
+    """apt packages, without recommends; the lists are refreshed only when something is missing,
+    and then at most once per apt_cache_time (no update, and no change, on a no-op apply)."""
+    installed = host.get_fact(DebPackages)
+    return apt.packages(
+        name=name, packages=packages, no_recommends=True,
+        update=any(package not in installed for package in packages),
+        cache_time=host.data.apt_cache_time,
+    )
 
 
 @deploy("System")
@@ -15,16 +28,9 @@ def system():
         name="Keep package installs from starting services (supervisor runs them)",
         src="files/system/policy-rc.d", dest="/usr/sbin/policy-rc.d", mode="755",
     )
-    wanted = BASE_PACKAGES + list(data.extra_apt_packages)
-    installed = host.get_fact(DebPackages)
-    apt.packages(
-        name="Install system packages",
-        packages=wanted,
-        no_recommends=True,
-        # refresh the lists only when something is missing, and not more than once per cache time
-        update=any(name not in installed for name in wanted),
-        cache_time=data.apt_cache_time,
-    )
+    install_packages("Install system packages", BASE_PACKAGES + list(data.extra_apt_packages))
+    files.directory(name=f"Red's settings and secrets ({SECRETS_DIR}, root only)", path=SECRETS_DIR,
+                    user="root", group="root", mode="700")
     server.user(
         name=f"Desktop user {data.desktop_user}",
         user=data.desktop_user, home=f"/home/{data.desktop_user}", shell="/bin/bash", create_home=True,

@@ -94,10 +94,13 @@ class SandboxFactory:
         self.made = []
 
     def up(self, name, env=None):
+        """A host that is up, with its own ports (sandbox hosts share this machine's network)."""
         sandbox = sandboxes.Sandbox(f"{self.prefix}-{name}")
         sandbox.down()
         self.made.append(sandbox)
-        return Host(sandbox, sandbox.up(free_port(), env))
+        info = sandbox.up(free_port(), env)
+        info["data"] = {"vnc_port": free_port(), "novnc_port": free_port()}
+        return Host(sandbox, info)
 
     def create(self, name):
         sandbox = sandboxes.Sandbox(f"{self.prefix}-{name}")

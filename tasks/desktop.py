@@ -1,0 +1,93 @@
+"""The browser desktop: a virtual display (Xvfb), a window manager, x11vnc sharing the display
+and noVNC (websockify) serving it to a browser; all four under supervisor. Locked by default."""
+from pyinfra import host, logger
+from pyinfra.api import deploy
+from pyinfra.operations import files
+
+from tasks import secrets, services
+from tasks.secrets import SECRETS_DIR
+from tasks.system import install_packages
+
+DISPLAY = ":1"
+PASSWORD_FILE = f"{SECRETS_DIR}/vnc-password"
+BACKGROUND = "#3b6ea5"
+TERMINAL = 'xterm -fa "DejaVu Sans Mono" -fs 12'
+WAIT_FOR_DISPLAY = "/usr/local/bin/red-wait-display"
+NOVNC_WEB = "/usr/share/novnc"
+# Neither x11-utils nor a wallpaper setter: fluxbox runs `fbsetbg` at start, which pops up an
+# xmessage without a setter, and paints the screen black with one (feh).
+PACKAGES = ["xvfb", "x11vnc", "novnc", "websockify", "x11-xserver-utils", "xterm", "fonts-dejavu-core", "wmctrl"]
+WINDOW_MANAGER_PACKAGES = {"fluxbox": ["fluxbox"], "openbox": ["openbox"]}
+VNC_PASSWORD_LENGTH = 8  # VNC authentication uses the first 8 characters only
+
+
+@deploy("Desktop")
+def desktop():
+    data = host.data
+    home = f"/home/{data.desktop_user}"
+    install_packages("Desktop packages", PACKAGES + WINDOW_MANAGER_PACKAGES[data.window_manager])
+    files.put(name="Wait-for-display wrapper", src="files/desktop/red-wait-display", dest=WAIT_FOR_DISPLAY,
+              mode="755")
+    session = files.template(
+        name="Window manager start script", src="files/desktop/red-window-manager.j2",
+        dest="/usr/local/bin/red-window-manager", mode="755",
+        window_manager=data.window_manager, background=BACKGROUND,
+    )
+    menus = window_manager_files(home)
+    files.put(name="noVNC opens connected and scaled", src="files/desktop/novnc-index.html",
+              dest=f"{NOVNC_WEB}/index.html", mode="644")
+    vnc_auth, password = vnc_password()
+
+    x_env = {"DISPLAY": DISPLAY, "HOME": home, "USER": data.desktop_user}
+    xvfb = services.program(
+        "xvfb", f"Xvfb {DISPLAY} -screen 0 {data.vnc_resolution}x24 -nolisten tcp -nolisten local -dpi 96",
+        priority=10,
+    )
+    services.program(
+        "window-manager", f"{WAIT_FOR_DISPLAY} /usr/local/bin/red-window-manager",
+        user=data.desktop_user, directory=home, environment=x_env, priority=20,
+        restart_on=[xvfb, session, *menus],
+    )
+    services.program(
+        "x11vnc", f"{WAIT_FOR_DISPLAY} x11vnc -display {DISPLAY} -rfbport {data.vnc_port} {vnc_auth} "
+                  "-forever -shared -noxdamage -quiet",
+        environment={"DISPLAY": DISPLAY}, priority=30,
+        restart_on=[xvfb] + ([password] if password else []),
+    )
+    services.program(
+        "novnc", f"websockify --web {NOVNC_WEB} {data.novnc_port} 127.0.0.1:{data.vnc_port}",
+        user=data.desktop_user, priority=40,
+    )
+
+
+def window_manager_files(home):
+    """The window manager's menu, with a terminal, in the desktop user's home."""
+    user = host.data.desktop_user
+    if host.data.window_manager == "fluxbox":
+        targets = [("fluxbox-menu.j2", f"{home}/.fluxbox/menu")]
+    else:
+        targets = [("openbox-menu.xml.j2", f"{home}/.config/openbox/menu.xml")]
+    return [files.template(name=f"Window manager: {dest.rsplit('/', 1)[1]}", src=f"files/desktop/{src}",
+                           dest=dest, user=user, group=user, mode="644", terminal=TERMINAL, background=BACKGROUND)
+            for src, dest in targets]
+
+
+def vnc_password():
+    """x11vnc's authentication arguments, and the operation that writes its password file."""
+    data = host.data
+    if data.vnc_passwordless:
+        logger.warning(f"[{host.name}] VNC and noVNC are open to anyone who reaches their ports: "
+                       "vnc_passwordless is true")
+        return "-nopw", None
+    if data.phase == "build":
+        return f"-passwdfile {PASSWORD_FILE}", None  # secrets are made at start, never in an image layer
+    if data.vnc_password:
+        if len(data.vnc_password) > VNC_PASSWORD_LENGTH:
+            logger.warning(f"[{host.name}] VNC checks only the first {VNC_PASSWORD_LENGTH} characters "
+                           "of vnc_password")
+        password = secrets.given(name="VNC password (given)", path=PASSWORD_FILE, secret=data.vnc_password)
+    else:
+        logger.info(f"[{host.name}] VNC password: generated once, kept in {PASSWORD_FILE} (root only)")
+        password = secrets.generated(name="VNC password (generated once)", path=PASSWORD_FILE,
+                                     length=VNC_PASSWORD_LENGTH)
+    return f"-passwdfile {PASSWORD_FILE}", password
