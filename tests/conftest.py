@@ -18,6 +18,11 @@ PROJECT = sandboxes.PROJECT
 ARTIFACTS = PROJECT / "tests" / "artifacts"
 
 
+# stop supervisord and wait until its process is gone (as at a container stop)
+SHUTDOWN_SUPERVISORD = ("supervisorctl shutdown >/dev/null; while [ -e /run/supervisord.pid ] && "
+                        "grep -qa supervisord /proc/$(cat /run/supervisord.pid)/cmdline 2>/dev/null; do sleep 0.05; done")
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

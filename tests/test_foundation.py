@@ -6,7 +6,7 @@ import sys
 import time
 
 import pytest
-from conftest import PROJECT, apply, converge
+from conftest import PROJECT, SHUTDOWN_SUPERVISORD, apply, converge
 
 MAIN_CONFIG = "/etc/supervisor/supervisord.conf"
 CONVERGE_PROGRAMS = "Supervisor programs | Reload supervisord, or update and restart the programs whose files changed"
@@ -126,7 +126,7 @@ def test_two_hosts_in_one_run_both_converge(sandbox_factory, provisioned):
 
 def test_onstart_leaves_supervisord_running_with_every_program_running(provisioned):
     host = provisioned
-    host.ssh("supervisorctl shutdown && while supervisorctl pid >/dev/null 2>&1; do sleep 0.1; done")
+    host.ssh(SHUTDOWN_SUPERVISORD)
     done = host.ssh("/opt/red/onstart.sh")
     assert "Grand total" in done.stdout + done.stderr
     deadline = time.time() + 15
