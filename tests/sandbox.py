@@ -350,10 +350,13 @@ def demo(port):
     sh(python, "-m", "pyinfra", "-y", "inventory.py", "deploy.py", cwd=PROJECT, env=env)
     ssh = ["ssh", "-i", info["key"], "-p", str(port), "-o", "StrictHostKeyChecking=no",
            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "root@127.0.0.1"]
-    sh(*ssh, "supervisorctl status; echo; ls -ld /workspace /logs; ls /logs")
+    # programs are STARTING for a second before supervisor calls them RUNNING
+    sh(*ssh, "for _ in $(seq 50); do supervisorctl status | grep -qv ' RUNNING ' || break; sleep 0.2; done; "
+             "supervisorctl status; echo; ls -ld /workspace /logs; ls /logs")
     print(f"\nThe sandbox host is up: {' '.join(ssh)}\n"
-          f"Re-apply:  RED_HOSTS='{json.dumps([info])}' .venv/bin/pyinfra inventory.py deploy.py\n"
-          f"Take down: python3 tests/sandbox.py down demo")
+          f"Its desktop:  http://127.0.0.1:6901/  (password: {' '.join(ssh)} cat /etc/red/vnc-password)\n"
+          f"Re-apply:     .venv/bin/pyinfra inventory.py deploy.py   (every sandbox host that is up)\n"
+          f"Take down:    python3 tests/sandbox.py down demo")
 
 
 def main(argv=None):
