@@ -8,7 +8,7 @@ import json
 import os
 import socket
 
-from pyinfra import host, logger
+from pyinfra import host
 from pyinfra.connectors.local import LocalConnector
 
 from tasks import desktop, onstart, services, system
