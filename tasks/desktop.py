@@ -68,7 +68,7 @@ def window_manager_files(home):
     else:
         targets = [("openbox-menu.xml.j2", f"{home}/.config/openbox/menu.xml")]
     return [files.template(name=f"Window manager: {dest.rsplit('/', 1)[1]}", src=f"files/desktop/{src}",
-                           dest=dest, user=user, group=user, mode="644", terminal=TERMINAL, background=BACKGROUND)
+                           dest=dest, user=user, group=user, mode="644", terminal=TERMINAL)
             for src, dest in targets]
 
 

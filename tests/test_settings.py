@@ -90,3 +90,27 @@ def test_port_kind_accepts_1_to_65535_only():
     for bad in (0, 65536, "80a", "", None, 1.5):
         with pytest.raises((ValueError, TypeError)):
             PORT.convert(bad)
+
+
+def test_two_port_settings_with_the_same_port_are_refused():
+    with pytest.raises(SettingError, match="settings vnc_port and novnc_port are both 5901: expected a different port"):
+        resolve(defaults(), {"novnc_port": "5901"}, {}, {})
+
+
+@pytest.mark.parametrize("value, expected", [("1280x720", "1280x720"), (" 800x600 ", "800x600")])
+def test_a_resolution_is_normalised(value, expected):
+    values, _ = resolve(defaults(), {}, {"VNC_RESOLUTION": value}, {})
+    assert values["vnc_resolution"] == expected
+
+
+@pytest.mark.parametrize("value", ["1280", "100x100", "1920x1080x24", "wide"])
+def test_a_bad_resolution_is_refused(value):
+    with pytest.raises(SettingError, match="setting vnc_resolution .* expected WIDTHxHEIGHT"):
+        resolve(defaults(), {"vnc_resolution": value}, {}, {})
+
+
+def test_a_vnc_password_is_never_echoed_in_its_error():
+    with pytest.raises(SettingError) as raised:
+        resolve(defaults(), {}, {"VNC_PW": "abc"}, {})
+    assert "abc" not in str(raised.value)
+    assert str(raised.value).startswith("setting vnc_password = (hidden) (from $VNC_PW) is not allowed")
