@@ -11,9 +11,9 @@ import socket
 from pyinfra import host
 from pyinfra.connectors.local import LocalConnector
 
-from tasks import desktop, onstart, services, system
-from tasks.facts import InstanceEnvironment
-from tasks.settings import ENVIRONMENT_NAMES, SAVED_SETTINGS, SETTINGS, SettingError, resolve, savable
+from tasks import desktop, managed, onstart, services, system
+from tasks.facts import FirstLook
+from tasks.settings import ENVIRONMENT_NAMES, SAVED_SETTINGS, SETTINGS, SettingError, check, resolve, savable
 
 
 def disable_nagle():
@@ -25,11 +25,14 @@ def disable_nagle():
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def instance_environment():
+def instance_environment(snapshot):
     """vast's variables as the instance sees them: the container's main process's environment
     (an SSH session or a shell started by hand does not have them), and on @local this
-    process's own on top (a Dockerfile's ENV, a variable set for onstart.sh)."""
-    environment = host.get_fact(InstanceEnvironment, names=ENVIRONMENT_NAMES) or {}
+    process's own on top (a Dockerfile's ENV, a variable set for onstart.sh). The same command
+    brings back the snapshot the last run left, when `snapshot` is on."""
+    script = managed.script_path() if snapshot else None
+    environment, early = host.get_fact(FirstLook, names=ENVIRONMENT_NAMES, script=script) or ({}, None)
+    managed.remember(early)
     if isinstance(host.connector, LocalConnector):
         environment.update({name: os.environ[name] for name in ENVIRONMENT_NAMES if name in os.environ})
     return environment
@@ -46,9 +49,12 @@ def saved_settings(phase):
 def checked_settings():
     command_line = host.inventory.get_override_data()
     defaults = {name: host.data.get(name) for name in SETTINGS if host.data.get(name) is not None}
-    phase = command_line.get("phase", defaults.get("phase"))
     try:
-        values, sources = resolve(defaults, command_line, instance_environment(), saved_settings(phase))
+        # neither has an environment variable: known before the instance's environment is read
+        phase, snapshot = (check(name, command_line.get(name, defaults.get(name)),
+                                 "from --data" if name in command_line else "from group_data")
+                           for name in ("phase", "snapshot"))
+        values, sources = resolve(defaults, command_line, instance_environment(snapshot), saved_settings(phase))
     except SettingError as error:
         raise SystemExit(f"red: {error}") from None
     for name, value in values.items():
@@ -63,3 +69,4 @@ services.supervisor()
 desktop.desktop()
 onstart.red_on_instance(savable(settings, sources))
 services.apply()
+managed.snapshot_script(name="Snapshot script for the next run")

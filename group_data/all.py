@@ -4,6 +4,9 @@
 # What this run may do: provision (over SSH, starts services), build (image build, starts nothing), start (onstart.sh).
 phase = "provision"
 
+# Ask the target about everything the deploy manages in one command per run; false: each operation asks for itself.
+snapshot = True
+
 # The persistent data volume: code, models, output (WORKSPACE overrides).
 workspace = "/workspace"
 

@@ -2,11 +2,8 @@
 and noVNC (websockify) serving it to a browser; all four under supervisor. Locked by default."""
 from pyinfra import host, logger
 from pyinfra.api import deploy
-from pyinfra.operations import files
-
-from tasks import secrets, services
+from tasks import managed, secrets, services
 from tasks.secrets import SECRETS_DIR
-from tasks.system import install_packages
 
 DISPLAY = ":1"
 PASSWORD_FILE = f"{SECRETS_DIR}/vnc-password"
@@ -25,17 +22,17 @@ VNC_PASSWORD_LENGTH = 8  # VNC authentication uses the first 8 characters only
 def desktop():
     data = host.data
     home = f"/home/{data.desktop_user}"
-    install_packages("Desktop packages", PACKAGES + WINDOW_MANAGER_PACKAGES[data.window_manager])
-    files.put(name="Wait-for-display wrapper", src="files/desktop/red-wait-display", dest=WAIT_FOR_DISPLAY,
-              mode="755")
-    session = files.template(
+    managed.packages(name="Desktop packages", packages=PACKAGES + WINDOW_MANAGER_PACKAGES[data.window_manager])
+    managed.put(name="Wait-for-display wrapper", src="files/desktop/red-wait-display", dest=WAIT_FOR_DISPLAY,
+                mode="755")
+    session = managed.template(
         name="Window manager start script", src="files/desktop/red-window-manager.j2",
         dest="/usr/local/bin/red-window-manager", mode="755",
         window_manager=data.window_manager, background=BACKGROUND,
     )
     menus = window_manager_files(home)
-    files.put(name="noVNC opens connected and scaled", src="files/desktop/novnc-index.html",
-              dest=f"{NOVNC_WEB}/index.html", mode="644")
+    managed.put(name="noVNC opens connected and scaled", src="files/desktop/novnc-index.html",
+                dest=f"{NOVNC_WEB}/index.html", mode="644")
     vnc_auth, password = vnc_password()
 
     x_env = {"DISPLAY": DISPLAY, "HOME": home, "USER": data.desktop_user}
@@ -67,8 +64,8 @@ def window_manager_files(home):
         targets = [("fluxbox-menu.j2", f"{home}/.fluxbox/menu")]
     else:
         targets = [("openbox-menu.xml.j2", f"{home}/.config/openbox/menu.xml")]
-    return [files.template(name=f"Window manager: {dest.rsplit('/', 1)[1]}", src=f"files/desktop/{src}",
-                           dest=dest, user=user, group=user, mode="644", terminal=TERMINAL)
+    return [managed.template(name=f"Window manager: {dest.rsplit('/', 1)[1]}", src=f"files/desktop/{src}",
+                             dest=dest, user=user, group=user, mode="644", terminal=TERMINAL)
             for src, dest in targets]
 
 

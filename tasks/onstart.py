@@ -12,9 +12,9 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.connectors.local import LocalConnector
-from pyinfra.facts.files import FileContents
-from pyinfra.operations import files, server
+from pyinfra.operations import server
 
+from tasks import managed
 from tasks.settings import SAVED_SETTINGS
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -46,28 +46,27 @@ def runs_from_red_dir():
 
 @deploy("Red on the instance")
 def red_on_instance(saved_settings):
-    files.put(
+    managed.put(
         name=f"Settings for the start phase ({SAVED_SETTINGS})",
-        src=io.StringIO(json.dumps(saved_settings, indent=2, sort_keys=True) + "\n"),
+        src=(json.dumps(saved_settings, indent=2, sort_keys=True) + "\n").encode(),
         dest=SAVED_SETTINGS, user="root", group="root", mode="600",
     )
     if runs_from_red_dir():
         return
     red_dir = host.data.red_dir
-    release = files.put(
+    release = managed.put(
         name=f"Red's files for onstart.sh ({red_dir})",
-        src=io.BytesIO(release_tarball()), dest=f"{red_dir}/{RELEASE}", mode="600",
+        src=release_tarball(), dest=f"{red_dir}/{RELEASE}", mode="600",
     )
     server.shell(
         name="Unpack Red's files",
         commands=[f"cd {red_dir} && rm -rf {' '.join(SHIPPED)} && tar -xf {RELEASE} --no-same-owner"],
         _if=release.did_change,
     )
-    requirements = (PROJECT / "requirements.txt").read_bytes()
-    wanted = hashlib.sha256(requirements).hexdigest()
-    if host.get_fact(FileContents, path=f"{red_dir}/{REQUIREMENTS_MARKER}") != [wanted]:
-        server.shell(
-            name="Red's venv (pyinfra for onstart.sh)",
-            commands=[f"cd {red_dir} && python3 -m venv venv && venv/bin/pip install -q "
-                      f"--disable-pip-version-check -r requirements.txt && echo {wanted} > {REQUIREMENTS_MARKER}"],
-        )
+    requirements = hashlib.sha256((PROJECT / "requirements.txt").read_bytes()).hexdigest()
+    managed.once(
+        name="Red's venv (pyinfra for onstart.sh)",
+        commands=[f"cd {red_dir} && python3 -m venv venv && venv/bin/pip install -q "
+                  "--disable-pip-version-check -r requirements.txt"],
+        marker=f"{red_dir}/{REQUIREMENTS_MARKER}", key=requirements,
+    )

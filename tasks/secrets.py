@@ -1,31 +1,25 @@
 """Secrets on the target: a given one is written without a diff and never on a command line;
 a missing one is generated once on the target itself and kept. Both live in SECRETS_DIR."""
-import hashlib
-import io
-
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, operation
-from pyinfra.facts.files import File, Sha256File
-from pyinfra.operations import files
+from pyinfra.facts.files import File
+
+from tasks import managed
 
 SECRETS_DIR = "/etc/red"  # root only (0700): what is inside is unreadable to others whatever its mode
 
 
-@operation()
-def given(path, secret):
+def given(name, path, secret):
     """The file holds `secret` (one line), root only; compared by digest, uploaded without a diff."""
-    content = (secret + "\n").encode()
-    if host.get_fact(Sha256File, path=path) != hashlib.sha256(content).hexdigest():
-        host.log(f"Will write the secret {path} (not shown)")
-        yield FileUploadCommand(io.BytesIO(content), path, remote_temp_filename=host.get_temp_filename(path))
-    yield from files.file._inner(path=path, user="root", group="root", mode="600")
+    return managed.put(name=name, src=(secret + "\n").encode(), dest=path, user="root", group="root", mode="600",
+                       secret=True)
 
 
-@operation()
-def generated(path, length):
+def generated(name, path, length):
     """A random secret of `length` characters, made on the target when the file is missing."""
-    if host.get_fact(File, path=path):
-        host.noop(f"{path} exists: kept")
-        return
-    yield (f"umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(32)[:{length}])' > {path}.new "
-           f"&& mv {path}.new {path}")
+    def converge():
+        if not host.get_fact(File, path=path):
+            yield (f"umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(32)[:{length}])' "
+                   f"> {path}.new && mv {path}.new {path}")
+    managed.declare(files=[path])  # by digest, like a given one: the snapshot asks the same whichever it is
+    return managed.checked(name=name, unchanged=f"{path} exists: kept",
+                           matches=lambda seen: managed.path_matches(seen, path, "file"), converge=converge)

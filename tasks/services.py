@@ -5,18 +5,20 @@ Tasks declare their programs with `program(...)`; `apply()` runs last and touche
 only for what changed in this run: the main configuration reloads everything, a program's file
 updates only that program.
 """
+from dataclasses import dataclass
+
 from pyinfra import host
 from pyinfra.api import deploy, operation
-from pyinfra.facts.files import FindFiles
-from pyinfra.operations import files, server
 
-from tasks.facts import SupervisordPid
+from tasks import managed
+from tasks.facts import SupervisordPid, SupervisorStatus
 
 CONFIG = "/etc/supervisor/supervisord.conf"
 PROGRAMS_DIR = "/etc/supervisor/conf.d"
 SOCKET = "/run/supervisor.sock"
 PIDFILE = "/run/supervisord.pid"
 PROGRAM_PREFIX = "red-"  # Red's program files; other *.conf files in PROGRAMS_DIR are the user's
+NOT_RUNNING = ("STOPPED", "EXITED", "FATAL")  # states in which supervisord will not start a program by itself
 
 # supervisord answers on its socket, and is past a reload (which stops every program first)
 WAIT_FOR_SUPERVISORD = (f"for _ in $(seq 300); do supervisorctl -c {CONFIG} pid 2>/dev/null | grep -q '^[0-9]' "
@@ -31,8 +33,8 @@ def _log_settings():
 
 @deploy("Supervisor")
 def supervisor():
-    files.directory(name="Supervisor programs directory", path=PROGRAMS_DIR, mode="755")
-    main = files.template(
+    managed.directory(name="Supervisor programs directory", path=PROGRAMS_DIR, mode="755")
+    main = managed.template(
         name="Supervisor main configuration",
         src="files/supervisor/supervisord.conf.j2", dest=CONFIG, mode="644",
         socket=SOCKET, pidfile=PIDFILE, programs_dir=PROGRAMS_DIR, **_log_settings(),
@@ -40,36 +42,41 @@ def supervisor():
     _changes[host.name] = {"main": main, "programs": {}}
 
 
+@dataclass
+class Program:
+    conf: object  # the operation that writes its file
+    restart_on: list  # operations whose change restarts it
+    autostart: bool
+
+
 def program(name, command, user="root", directory="/", environment=None, priority=100,
             autostart=True, startsecs=1, restart_on=()):
     """Declare a supervisor program; its output goes to logs_dir/NAME.log. It is restarted when
     its own file changes, or when an operation in `restart_on` (a file it reads) changed."""
     environment = ",".join(f'{key}="{value}"' for key, value in (environment or {}).items())
-    conf = files.template(
+    conf = managed.template(
         name=f"Supervisor program {name}",
         src="files/supervisor/program.conf.j2", dest=f"{PROGRAMS_DIR}/{PROGRAM_PREFIX}{name}.conf",
         mode="644", program=name, command=command, run_as=user, directory=directory,
         environment=environment, priority=priority, autostart=str(autostart).lower(),
         startsecs=startsecs, **_log_settings(),
     )
-    _changes[host.name]["programs"][name] = (conf, list(restart_on))
+    _changes[host.name]["programs"][name] = Program(conf, list(restart_on), autostart)
     return conf
 
 
 @deploy("Supervisor programs")
 def apply():
     changes = _changes[host.name]
-    declared = {f"{PROGRAMS_DIR}/{PROGRAM_PREFIX}{name}.conf" for name in changes["programs"]}
-    present = host.get_fact(FindFiles, path=PROGRAMS_DIR, fname=f"{PROGRAM_PREFIX}*.conf", quote_path=True) or []
-    removed = [files.file(name=f"Remove the program file {path}", path=path, present=False)
-               for path in sorted(set(present) - declared)]
+    removed = managed.only(
+        name="Remove program files Red no longer declares", folder=PROGRAMS_DIR, pattern=f"{PROGRAM_PREFIX}*.conf",
+        keep={f"{PROGRAMS_DIR}/{PROGRAM_PREFIX}{name}.conf" for name in changes["programs"]},
+    )
     if host.data.phase == "build":
         return  # an image build starts nothing
-    if host.get_fact(SupervisordPid, pidfile=PIDFILE) is None:
-        server.shell(name="Start supervisord", commands=[f"supervisord -c {CONFIG} && {WAIT_FOR_SUPERVISORD}"])
-        return
+    managed.declare(supervisor=(CONFIG, PIDFILE))
     converge_programs(
-        name="Reload supervisord, or update and restart the programs whose files changed",
+        name="Start supervisord, or reload it, or update and restart the programs that changed or stopped",
         main=changes["main"], programs=changes["programs"], removed=removed,
     )
 
@@ -79,23 +86,40 @@ def changed(op):
     return op.did_change() if op.is_complete() else op.will_change
 
 
+def supervisord_state():
+    """supervisord's pid (None when it is not running) and its programs' states."""
+    seen = managed.snapshot()
+    if seen is not None:
+        return seen["supervisord"], seen["programs"]
+    pid = host.get_fact(SupervisordPid, pidfile=PIDFILE)
+    return pid, (host.get_fact(SupervisorStatus, config=CONFIG) if pid else {})
+
+
 @operation()
 def converge_programs(main, programs, removed):
-    """Decided when it runs, from what changed earlier in this run: the main configuration reloads
-    everything; a program's own file updates that program; a program whose `restart_on` changed is
-    stopped before the update and started after it (so it never races a display being restarted)."""
+    """Decided when it runs, from what changed earlier in this run: supervisord is started if it is
+    not running; the main configuration reloads everything; a program's own file updates that
+    program; a program whose `restart_on` changed is stopped before the update and started after it
+    (so it never races a display being restarted); a program found stopped is started."""
+    pid, states = supervisord_state()
+    if pid is None:
+        yield f"supervisord -c {CONFIG} && {WAIT_FOR_SUPERVISORD}"
+        return
     if changed(main):
         yield f"supervisorctl -c {CONFIG} reload && sleep 0.5 && {WAIT_FOR_SUPERVISORD}"
         return
-    updated = any(changed(conf) for conf, _ in programs.values()) or any(changed(op) for op in removed)
-    dependents = " ".join(name for name, (conf, triggers) in programs.items()
-                          if not changed(conf) and any(changed(op) for op in triggers))
-    if not updated and not dependents:
-        host.noop("no supervisor configuration changed")
+    updated = any(changed(program.conf) for program in programs.values()) or changed(removed)
+    dependents = [name for name, program in programs.items()
+                  if not changed(program.conf) and any(changed(op) for op in program.restart_on)]
+    stopped = [name for name, program in programs.items()
+               if program.autostart and not changed(program.conf) and name not in dependents
+               and states.get(name) in NOT_RUNNING]
+    if not updated and not dependents and not stopped:
+        host.noop("supervisord runs, as configured")
         return
     if dependents:
-        yield f"supervisorctl -c {CONFIG} stop {dependents}"
+        yield f"supervisorctl -c {CONFIG} stop {' '.join(dependents)}"
     if updated:
         yield f"supervisorctl -c {CONFIG} update"
-    if dependents:
-        yield f"supervisorctl -c {CONFIG} start {dependents}"
+    if dependents or stopped:
+        yield f"supervisorctl -c {CONFIG} start {' '.join(dependents + stopped)}"

@@ -124,10 +124,12 @@ class Setting:
     kind: Kind
     env: tuple = field(default=())  # the instance's environment variables that override it
     secret: bool = False  # never saved to SAVED_SETTINGS, never echoed
+    saved: bool = True  # False: about this run only, never read back in phase start
 
 
 SETTINGS = {
-    "phase": Setting(choice("provision", "build", "start")),
+    "phase": Setting(choice("provision", "build", "start"), saved=False),
+    "snapshot": Setting(BOOLEAN, saved=False),
     "workspace": Setting(ABSOLUTE_PATH, env=("WORKSPACE",)),
     "logs_dir": Setting(ABSOLUTE_PATH),
     "desktop_user": Setting(USER_NAME),
@@ -202,7 +204,7 @@ def _pyinfra_free(command_line):
 
 
 def savable(settings, sources):
-    """What the start phase may read back: no secrets, not the phase, and nothing the instance's
-    environment gave (the environment at the next start decides those again)."""
+    """What the start phase may read back: no secrets, nothing about one run only (the phase), and
+    nothing the instance's environment gave (the environment at the next start decides those again)."""
     return {name: value for name, value in settings.items()
-            if not SETTINGS[name].secret and name != "phase" and not sources[name].startswith("from $")}
+            if SETTINGS[name].saved and not SETTINGS[name].secret and not sources[name].startswith("from $")}

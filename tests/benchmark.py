@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""Red's benchmark: where a run spends its time, on a fresh sandbox host (not a test: it prints).
+"""Red's benchmark: where a run spends its time, on fresh sandbox hosts (not a test: it prints).
 
     .venv/bin/python tests/benchmark.py
 
-Prints: a cold apply, a no-op re-apply over SSH (and the remote commands it sends), a no-op
-re-apply with @local on the target, and the start phase (onstart.sh) until every program is
-RUNNING.
+Prints: a cold apply; with the snapshot off and on, side by side, the remote commands and seconds
+of a no-op re-apply on loopback and at 100 ms round trip (SSH through tests/latency_proxy.py),
+of an apply that repairs one edited file at 100 ms, and of a no-op over four hosts at once at
+100 ms; then a no-op re-apply with @local on the target, the start phase (onstart.sh) until every
+program is RUNNING, and supervisord's start to a connected noVNC session.
 """
+import contextlib
 import json
 import os
 import re
@@ -19,20 +22,56 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import PROJECT, SHUTDOWN_SUPERVISORD, SandboxFactory  # noqa: E402
 from desktop_view import CHROMIUM, CHROMIUM_ARGS, open_novnc  # noqa: E402
+from latency_proxy import LatencyProxy  # noqa: E402
 
 REPEAT = 5
+ROUND_TRIP = 0.1  # seconds: a vast instance across the internet is 50 to 200 ms away
+EDIT_ONE_FILE = "echo '# edited' >> /usr/sbin/policy-rc.d"  # a managed file nothing restarts for
 
 
-def timed_apply(host):
-    env = {**os.environ, "RED_HOSTS": json.dumps([host.info])}
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "tests/pyinfra_counted.py", "-y", "inventory.py", "deploy.py"],
-                          cwd=PROJECT, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
+def timed_apply(hosts, *args, round_trip=0.0):
+    """Seconds of one `pyinfra -y inventory.py deploy.py ARGS` over all hosts, and the most remote
+    commands it sent to one of them; through a latency proxy per host when round_trip is set."""
+    with contextlib.ExitStack() as stack:
+        infos = []
+        for host in hosts:
+            info = dict(host.info)
+            if round_trip:
+                info["port"] = stack.enter_context(LatencyProxy(host.info["port"], round_trip / 2)).port
+            infos.append(info)
+        env = {**os.environ, "RED_HOSTS": json.dumps(infos)}
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "tests/pyinfra_counted.py", "-y", "inventory.py", "deploy.py", *args],
+                              cwd=PROJECT, env=env, capture_output=True, text=True)
+        seconds = time.perf_counter() - started
     if done.returncode:
         raise SystemExit(done.stderr[-3000:])
     sent = json.loads(re.search(r"remote commands: (\{.*\})", done.stderr).group(1))
-    return seconds, sent[host.name]
+    return seconds, max(sent.values())
+
+
+def median_apply(hosts, *args, round_trip=0.0, before=None, repeat=3):
+    """Median seconds and the remote commands of `repeat` applies (`before` runs on each host first)."""
+    runs = []
+    for _ in range(repeat):
+        for host in hosts:
+            if before:
+                host.ssh(before)
+        runs.append(timed_apply(hosts, *args, round_trip=round_trip))
+    return statistics.median(seconds for seconds, _ in runs), runs[-1][1]
+
+
+def snapshot_table(hosts):
+    """(what, {"false"|"true": (median seconds, remote commands)}): the snapshot off and on."""
+    one, latency = hosts[:1], f"{ROUND_TRIP * 1000:.0f} ms round trip"
+    rows = [
+        ("no-op re-apply, loopback", one, {"repeat": REPEAT}),
+        (f"no-op re-apply, {latency}", one, {"round_trip": ROUND_TRIP}),
+        (f"one edited file repaired, {latency}", one, {"round_trip": ROUND_TRIP, "before": EDIT_ONE_FILE}),
+        (f"no-op re-apply of {len(hosts)} hosts at once, {latency}", hosts, {"round_trip": ROUND_TRIP}),
+    ]
+    return [(what, {flag: median_apply(targets, "--data", f"snapshot={flag}", **how) for flag in ("false", "true")})
+            for what, targets, how in rows]
 
 
 def timed_on_target(host, command):
@@ -83,9 +122,11 @@ def open_novnc_quietly(browser, port, password):
 def main():
     factory = SandboxFactory("bench")
     try:
-        host = factory.up("a")
-        cold, cold_sent = timed_apply(host)
-        noop = [timed_apply(host) for _ in range(REPEAT)]
+        hosts = [factory.up(name) for name in "abcd"]
+        cold, cold_sent = timed_apply(hosts[:1])
+        timed_apply(hosts[1:])  # the other three, for the run over four hosts
+        table = snapshot_table(hosts)
+        host = hosts[0]
         local = [timed_on_target(host, "cd /opt/red && venv/bin/pyinfra -y @local deploy.py --data phase=start")
                  for _ in range(REPEAT)]
         start = [float(host.ssh(START_UNTIL_RUNNING).stdout.split()[-1]) for _ in range(REPEAT)]
@@ -93,12 +134,14 @@ def main():
     finally:
         factory.down_all()
     median = statistics.median
-    print(f"{'cold apply over SSH':48} {cold:7.2f} s   ({cold_sent} remote commands)")
-    print(f"{'no-op re-apply over SSH (median of %d)' % REPEAT:48} {median(s for s, _ in noop):7.2f} s   "
-          f"({noop[-1][1]} remote commands)")
-    print(f"{'no-op re-apply with @local on the target':48} {median(local):7.2f} s")
-    print(f"{'start phase until every program RUNNING':48} {median(start):7.2f} s")
-    print(f"{'supervisord start to a connected noVNC session':48} {median(novnc):7.2f} s")
+    print(f"{'cold apply over SSH':52} {cold:7.2f} s   ({cold_sent} remote commands)")
+    print(f"{'':52} {'snapshot off':>22}   {'snapshot on':>22}")
+    for what, by_flag in table:
+        cells = [f"{by_flag[flag][0]:7.2f} s ({by_flag[flag][1]:3} commands)" for flag in ("false", "true")]
+        print(f"{what:52} {cells[0]:>22}   {cells[1]:>22}")
+    print(f"{'no-op re-apply with @local on the target':52} {median(local):7.2f} s")
+    print(f"{'start phase until every program RUNNING':52} {median(start):7.2f} s")
+    print(f"{'supervisord start to a connected noVNC session':52} {median(novnc):7.2f} s")
 
 
 if __name__ == "__main__":

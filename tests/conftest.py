@@ -2,6 +2,7 @@
 import hashlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -78,17 +79,22 @@ class Run:
     def unchanged(self, host):
         return [op["name"] for op in self.report["results"]["operations"] if host.name in op["no_change"]]
 
+    def sent(self, host):
+        """Remote commands (and file transfers) the run sent to the host, as tests/pyinfra_counted.py counts them."""
+        return json.loads(re.search(r"remote commands: (\{.*\})", self.stderr).group(1)).get(host.name, 0)
 
-def apply(hosts, *args, env=None):
-    """`pyinfra -y --json inventory.py deploy.py ARGS` against the hosts, from the project."""
+
+def apply(hosts, *args, env=None, deploys=("deploy.py",)):
+    """`pyinfra -y --json inventory.py deploy.py ARGS` against the hosts, from the project, counting
+    the remote commands it sends to each (Run.sent)."""
     environment = {**os.environ, "RED_HOSTS": json.dumps([host.info for host in hosts]), **(env or {})}
-    done = subprocess.run([sys.executable, "-m", "pyinfra", "-y", "--json", "inventory.py", "deploy.py", *args],
+    done = subprocess.run([sys.executable, "tests/pyinfra_counted.py", "-y", "--json", "inventory.py", *deploys, *args],
                           cwd=PROJECT, env=environment, capture_output=True, text=True, timeout=1800)
     return Run(done.returncode, done.stdout, done.stderr)
 
 
-def converge(hosts, *args):
-    run = apply(hosts, *args)
+def converge(hosts, *args, deploys=("deploy.py",)):
+    run = apply(hosts, *args, deploys=deploys)
     assert run.returncode == 0, run.stderr[-3000:]
     return run
 

@@ -9,7 +9,8 @@ import pytest
 from conftest import PROJECT, SHUTDOWN_SUPERVISORD, apply, converge
 
 MAIN_CONFIG = "/etc/supervisor/supervisord.conf"
-CONVERGE_PROGRAMS = "Supervisor programs | Reload supervisord, or update and restart the programs whose files changed"
+CONVERGE_PROGRAMS = ("Supervisor programs | Start supervisord, or reload it, or update and restart the programs "
+                     "that changed or stopped")
 MANAGED_TREES = ("/etc", "/opt/red", "/data", "/logs", "/usr/sbin")
 
 
@@ -119,7 +120,7 @@ def test_two_hosts_in_one_run_both_converge(sandbox_factory, provisioned):
     second = sandbox_factory.up("b")
     run = converge([provisioned, second])
     assert run.changed(provisioned) == []
-    assert "Supervisor programs | Start supervisord" in run.changed(second)
+    assert CONVERGE_PROGRAMS in run.changed(second)
     assert second.ssh("stat -c %a /workspace").stdout.strip() == "2775", "no WORKSPACE there: the default"
     assert converge([provisioned, second]).report["results"]["totals"]["success"] == 0
 

@@ -1,0 +1,243 @@
+"""Red's own operations: files, templates, directories, packages, users, one-off steps and the
+files a folder may hold. Each one is checked against one snapshot of the target, taken in a single
+remote command per run for everything the deploy declares; only what differs runs pyinfra's own
+operation. A no-op apply therefore costs one command, however much the deploy manages, and every
+operation still appears in pyinfra's results.
+
+A snapshot describes exactly one request (what was declared) and is trusted only until an operation
+changes something on the host; then the next operation retakes it (one command). Each run also leaves
+the snapshot command on the target as a script (one per phase), and the run's first command (which
+reads the instance's environment anyway) runs it: when the deploy declares the same things again, the
+snapshot is already there, and a run with nothing to do sends that one command only. With the
+setting `snapshot` off, every operation asks the target for itself, as pyinfra's do.
+"""
+import hashlib
+import io
+import os
+from dataclasses import dataclass, field
+
+from pyinfra import host, state
+from pyinfra.api import FileUploadCommand, operation
+from pyinfra.api.util import get_template
+from pyinfra.facts.deb import DebPackages
+from pyinfra.facts.files import FindFiles, Sha256File
+from pyinfra.operations import apt, files, server
+from pyinfra.operations.util.files import ensure_mode_int
+
+from tasks.facts import Snapshot, snapshot_command
+
+SNAPSHOT_SCRIPTS = "/etc/red/snapshot-{phase}"  # in Red's root-only folder
+
+
+@dataclass
+class Declared:
+    """What one host's deploy manages, as the tasks declare it, and the last snapshot of it."""
+    paths: set = field(default_factory=set)  # stat: type, mode, owner
+    files: set = field(default_factory=set)  # and SHA-256
+    packages: set = field(default_factory=set)
+    users: set = field(default_factory=set)
+    listings: set = field(default_factory=set)  # (folder, pattern)
+    supervisor: tuple = ()  # (config, pidfile): supervisord's pid and its programs' states
+    snapshot: dict = None
+    taken: tuple = ()  # (the request's digest, operations changed) when the snapshot was taken
+
+
+_declared = {}  # host name -> Declared
+
+
+def declared():
+    return _declared.setdefault(host.name, Declared())
+
+
+def declare(paths=(), files=(), packages=(), users=(), listings=(), supervisor=()):
+    record = declared()
+    record.paths.update(paths)
+    record.files.update(files)
+    record.paths.update(files)
+    record.packages.update(packages)
+    record.users.update(users)
+    record.listings.update(listings)
+    record.supervisor = supervisor or record.supervisor
+
+
+def request(record):
+    """The snapshot command for everything declared so far."""
+    return snapshot_command(sorted(record.paths), sorted(record.files), sorted(record.packages),
+                            sorted(record.users), sorted(record.listings), record.supervisor)
+
+
+def changes_so_far():
+    """Operations that have run on this host and changed something."""
+    return sum(1 for op in state.ops[host].values()
+               if op.operation_meta.is_complete() and op.operation_meta.did_change())
+
+
+def snapshot():
+    """The target as one command reports it, or None when the setting `snapshot` is off."""
+    if not host.data.snapshot:
+        return None
+    record = declared()
+    command = request(record)
+    now = (sha256(command.encode()), changes_so_far())
+    if record.snapshot is None or record.taken != now:
+        record.snapshot = host.get_fact(Snapshot, command=command)
+        record.taken = now
+    return record.snapshot
+
+
+def script_path():
+    return SNAPSHOT_SCRIPTS.format(phase=host.data.phase)
+
+
+def remember(early):
+    """The snapshot the run's first command brought back (the script the last run left), if any."""
+    if early and early["request"]:
+        record = declared()
+        record.snapshot, record.taken = early, (early["request"], 0)
+
+
+def snapshot_script(name):
+    """Leaves the snapshot command on the target for the next run's first command (see remember)."""
+    path = script_path()
+    declare(files=[path])
+
+    def script():  # made when it runs: by then every deploy file has declared what it manages
+        command = request(declared())
+        return (f"#!/bin/sh\n# Red's snapshot, run by the next apply's first command (tasks/managed.py)\n"
+                f"echo @request {sha256(command.encode())}\n{command}\n").encode()
+    return checked(
+        name=name, unchanged=f"{path} is up to date",
+        matches=lambda seen: path_matches(seen, path, "file", "700", "root", "root", sha256(script())),
+        converge=lambda: files.put._inner(src=io.BytesIO(script()), dest=path, user="root", group="root",
+                                          mode="700"),
+    )
+
+
+@operation()
+def checked(matches, converge, unchanged):
+    """No change when the snapshot shows `matches(snapshot)`; otherwise pyinfra's own operation,
+    `converge()`, asks the target and does what it must."""
+    seen = snapshot()
+    if seen is not None and matches(seen):
+        host.noop(unchanged)
+        return
+    yield from converge()
+
+
+def path_matches(seen, path, kind, mode=None, user=None, group=None, digest=None):
+    """Whether the snapshot shows `path` as a `kind` ("file" or "directory") with these attributes."""
+    entry = seen["paths"].get(path)
+    if entry is None:
+        return False
+    seen_kind, seen_mode, seen_user, seen_group = entry
+    return (seen_kind == kind and (mode is None or ensure_mode_int(mode) == seen_mode)
+            and user in (None, seen_user) and group in (None, seen_group)
+            and (digest is None or seen["sha256"].get(path) == digest))
+
+
+def sha256(content):
+    return hashlib.sha256(content).hexdigest()
+
+
+def project_path(src):
+    return os.path.join(state.cwd, src) if state.cwd else src
+
+
+def put(name, src, dest, user=None, group=None, mode=None, secret=False):
+    """files.put of a project file (a path) or of content (bytes). A `secret` is uploaded without
+    a diff and never shown."""
+    content = src if isinstance(src, bytes) else open(project_path(src), "rb").read()
+    declare(files=[dest])
+    if secret:
+        def converge():  # like files.put, but without a diff and never showing the content
+            if host.get_fact(Sha256File, path=dest) != sha256(content):
+                host.log(f"Will write the secret {dest} (not shown)")
+                yield FileUploadCommand(io.BytesIO(content), dest, remote_temp_filename=host.get_temp_filename(dest))
+            yield from files.file._inner(path=dest, user=user, group=group, mode=mode)
+    else:
+        def converge():
+            stock_src = io.BytesIO(content) if isinstance(src, bytes) else project_path(src)
+            yield from files.put._inner(src=stock_src, dest=dest, user=user, group=group, mode=mode)
+    return checked(
+        name=name, unchanged=f"{dest} is as declared",
+        matches=lambda seen: path_matches(seen, dest, "file", mode, user, group, sha256(content)),
+        converge=converge,
+    )
+
+
+def template(name, src, dest, user=None, group=None, mode=None, **values):
+    """files.template: rendered here, as pyinfra renders it, and compared by digest."""
+    content = get_template(project_path(src)).render(
+        {"host": host, "state": state, "inventory": state.inventory, **values}).encode()
+    declare(files=[dest])
+    return checked(
+        name=name, unchanged=f"{dest} is as declared",
+        matches=lambda seen: path_matches(seen, dest, "file", mode, user, group, sha256(content)),
+        converge=lambda: files.template._inner(src=project_path(src), dest=dest, user=user, group=group,
+                                               mode=mode, **values),
+    )
+
+
+def directory(name, path, user=None, group=None, mode=None):
+    declare(paths=[path])
+    return checked(
+        name=name, unchanged=f"{path} is as declared",
+        matches=lambda seen: path_matches(seen, path, "directory", mode, user, group),
+        converge=lambda: files.directory._inner(path=path, user=user, group=group, mode=mode),
+    )
+
+
+def packages(name, packages):
+    """apt packages, without recommends. The package lists are refreshed only when something is
+    missing, and then at most once per apt_cache_time (so never on a no-op apply)."""
+    def converge():
+        installed = host.get_fact(DebPackages)
+        yield from apt.packages._inner(packages=packages, no_recommends=True, cache_time=host.data.apt_cache_time,
+                                       update=any(package not in installed for package in packages))
+    declare(packages=packages)
+    return checked(
+        name=name, unchanged="all installed",
+        matches=lambda seen: all(seen["packages"].get(package) for package in packages),
+        converge=converge,
+    )
+
+
+def user(name, user, home, shell):
+    """server.user: the user with its home (made if missing, owned by it) and its login shell."""
+    declare(users=[user], paths=[home])
+    return checked(
+        name=name, unchanged=f"{user} is as declared",
+        matches=lambda seen: (seen["users"].get(user) == (home, shell)
+                              and path_matches(seen, home, "directory", user=user, group=user)),
+        converge=lambda: server.user._inner(user=user, home=home, shell=shell, create_home=True),
+    )
+
+
+def once(name, commands, marker, key):
+    """Runs `commands` when `marker` does not hold `key`; the marker is written after they succeed,
+    so a failed run is retried by the next apply."""
+    recorded = (key + "\n").encode()
+
+    def converge():
+        if host.get_fact(Sha256File, path=marker) != sha256(recorded):
+            yield from commands
+            yield f"echo {key} > {marker}"
+    declare(files=[marker])
+    return checked(
+        name=name, unchanged=f"done for {key[:12]}",
+        matches=lambda seen: seen["sha256"].get(marker) == sha256(recorded),
+        converge=converge,
+    )
+
+
+def only(name, folder, pattern, keep):
+    """Files in `folder` matching `pattern` that are not in `keep` are removed."""
+    def converge():
+        for path in sorted(set(host.get_fact(FindFiles, path=folder, fname=pattern, quote_path=True) or []) - keep):
+            yield from files.file._inner(path=path, present=False)
+    declare(listings=[(folder, pattern)])
+    return checked(
+        name=name, unchanged=f"nothing else in {folder}",
+        matches=lambda seen: set(seen["lists"].get(f"{folder}/{pattern}", [])) <= set(keep),
+        converge=converge,
+    )

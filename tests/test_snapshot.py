@@ -1,0 +1,115 @@
+"""One snapshot per run (issue 8): a no-op apply sends almost nothing, drift is still repaired,
+and the snapshot off and on change the same things. Counted on a real sandbox host over SSH."""
+import hashlib
+import subprocess
+
+import pytest
+from conftest import converge
+from test_foundation import CONVERGE_PROGRAMS
+
+from tasks.facts import FirstLook, parse_snapshot, snapshot_command
+
+SNAPSHOT_SCRIPT = "Snapshot script for the next run"
+
+TWENTY_FILES = ("deploy.py", "tests/deploys/twenty_files.py")
+# what the snapshot-off/on comparison looks at: content and mode of every file Red manages
+COMPARED = ("/etc/supervisor", "/etc/red", "/usr/local/bin", "/usr/sbin/policy-rc.d", "/home/red",
+            "/opt/red/.red-release.tar", "/usr/share/novnc/index.html")
+
+
+def test_the_snapshot_command_reports_what_this_machine_has(tmp_path):
+    """The command on this machine's own sh, coreutils, dpkg and getent, on files made here."""
+    (tmp_path / "file").write_text("content\n")
+    (tmp_path / "file").chmod(0o640)
+    (tmp_path / "empty").write_text("")
+    (tmp_path / "empty").chmod(0o600)
+    (tmp_path / "folder").mkdir(mode=0o2775)
+    (tmp_path / "folder").chmod(0o2775)
+    (tmp_path / "folder" / "red-a.conf").write_text("")
+    (tmp_path / "folder" / "other.conf").write_text("")
+    paths = [str(tmp_path / name) for name in ("file", "empty", "folder", "missing")]
+    command = snapshot_command(paths, [paths[0], paths[1], paths[3]], ["dpkg", "surely-not-a-package"],
+                               ["root"], [(str(tmp_path / "folder"), "red-*.conf")], ())
+    output = subprocess.run(command, shell=True, capture_output=True, text=True, check=True).stdout
+    seen = parse_snapshot(output.splitlines())
+    owner = subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
+    group = subprocess.run(["id", "-gn"], capture_output=True, text=True).stdout.strip()
+    assert seen["paths"] == {paths[0]: ("file", 640, owner, group), paths[1]: ("file", 600, owner, group),
+                             paths[2]: ("directory", 2775, owner, group)}
+    assert seen["sha256"] == {paths[0]: hashlib.sha256(b"content\n").hexdigest(),
+                              paths[1]: hashlib.sha256(b"").hexdigest()}
+    assert seen["packages"] == {"dpkg": True}
+    assert seen["users"] == {"root": ("/root", subprocess.run(["getent", "passwd", "root"], capture_output=True,
+                                                               text=True).stdout.strip().split(":")[6])}
+    assert seen["lists"] == {f"{tmp_path}/folder/red-*.conf": [f"{tmp_path}/folder/red-a.conf"]}
+    assert seen["supervisord"] is None
+
+
+def test_the_first_look_splits_the_environment_from_the_saved_snapshot():
+    environment, snapshot = FirstLook().process(["WORKSPACE=/data", "VNC_PW=a=b", "@snapshot", "@request abc",
+                                                 "@stat", "/etc\tdirectory\t755\troot\troot"])
+    assert environment == {"WORKSPACE": "/data", "VNC_PW": "a=b"}
+    assert snapshot["request"] == "abc" and snapshot["paths"] == {"/etc": ("directory", 755, "root", "root")}
+    assert FirstLook().process(["WORKSPACE=/data"]) == ({"WORKSPACE": "/data"}, None)
+
+
+def test_a_no_op_apply_sends_at_most_three_commands_and_lists_every_operation(provisioned):
+    run = converge([provisioned])
+    assert run.sent(provisioned) <= 3
+    assert run.changed(provisioned) == []
+    operations = run.report["results"]["operations"]
+    assert len(run.unchanged(provisioned)) == len(operations) >= 20
+
+
+def test_twenty_more_managed_files_send_no_more_commands(provisioned):
+    plain = converge([provisioned])
+    try:
+        first = converge([provisioned], deploys=TWENTY_FILES)
+        assert first.changed(provisioned) == [SNAPSHOT_SCRIPT] + [f"Twenty files: {number:02}" for number in range(20)]
+        again = converge([provisioned], deploys=TWENTY_FILES)
+        assert again.changed(provisioned) == []
+        assert len(again.unchanged(provisioned)) == len(plain.unchanged(provisioned)) + 20
+        assert again.sent(provisioned) == plain.sent(provisioned) <= 3
+    finally:
+        provisioned.ssh("rm -rf /etc/red-twenty")
+        assert converge([provisioned]).changed(provisioned) == [SNAPSHOT_SCRIPT]
+
+
+DRIFTS = [
+    ("a managed template edited", "echo '; edited' >> /etc/supervisor/conf.d/red-novnc.conf",
+     ["Desktop | Supervisor program novnc", CONVERGE_PROGRAMS]),
+    ("a file's mode changed", "chmod 700 /usr/local/bin/red-wait-display",
+     ["Desktop | Wait-for-display wrapper"]),
+    ("a managed file deleted", "rm /home/red/.fluxbox/menu",
+     ["Desktop | Window manager: menu", CONVERGE_PROGRAMS]),
+    ("a package removed", "dpkg -r wmctrl",
+     ["Desktop | Desktop packages"]),
+    ("a supervisor program stopped", "supervisorctl stop novnc",
+     [CONVERGE_PROGRAMS]),
+]
+
+
+@pytest.mark.parametrize("drift, expected", [(command, expected) for _, command, expected in DRIFTS],
+                         ids=[name for name, _, _ in DRIFTS])
+def test_each_drift_is_repaired_by_the_next_apply_and_only_that(provisioned, drift, expected):
+    assert converge([provisioned]).sent(provisioned) <= 3, "the run before the drift used the snapshot"
+    provisioned.ssh(drift)
+    repaired = converge([provisioned])
+    assert repaired.changed(provisioned) == expected
+    assert converge([provisioned]).changed(provisioned) == []
+    assert provisioned.ssh("supervisorctl status", check=False).returncode == 0, "every program runs again"
+
+
+def test_snapshot_off_and_on_change_the_same_operations_and_leave_the_same_files(provisioned):
+    drifts = "; ".join(command for _, command, _ in DRIFTS) + "; echo '# edited' >> /etc/supervisor/supervisord.conf"
+    results = {}
+    for snapshot in ("false", "true"):
+        provisioned.ssh(drifts)
+        run = converge([provisioned], "--data", f"snapshot={snapshot}")
+        results[snapshot] = (run.changed(provisioned), provisioned.ssh(
+            f"find {' '.join(COMPARED)} -type f -exec sha256sum {{}} + | sort; "
+            f"find {' '.join(COMPARED)} -printf '%p %m %u %g\\n' | sort; dpkg-query -W wmctrl").stdout)
+    off, on = results["false"], results["true"]
+    assert len(off[0]) >= 5
+    assert off[0] == on[0]
+    assert off[1] == on[1]
