@@ -11,8 +11,7 @@ import socket
 from pyinfra import host
 from pyinfra.connectors.local import LocalConnector
 
-from tasks import desktop, managed, onstart, services, system
-from tasks.facts import FirstLook
+from tasks import desktop, managed, onstart, python, services, system, visomaster
 from tasks.settings import ENVIRONMENT_NAMES, SAVED_SETTINGS, SETTINGS, SettingError, check, resolve, savable
 
 
@@ -30,9 +29,9 @@ def instance_environment(snapshot):
     (an SSH session or a shell started by hand does not have them), and on @local this
     process's own on top (a Dockerfile's ENV, a variable set for onstart.sh). The same command
     brings back the snapshot the last run left, when `snapshot` is on."""
-    script = managed.script_path() if snapshot else None
-    environment, early = host.get_fact(FirstLook, names=ENVIRONMENT_NAMES, script=script) or ({}, None)
-    managed.remember(early)
+    look = managed.first_look(ENVIRONMENT_NAMES, snapshot)
+    host.data.os_release = look["os_release"]
+    environment = look["environment"]
     if isinstance(host.connector, LocalConnector):
         environment.update({name: os.environ[name] for name in ENVIRONMENT_NAMES if name in os.environ})
     return environment
@@ -55,6 +54,7 @@ def checked_settings():
                                  "from --data" if name in command_line else "from group_data")
                            for name in ("phase", "snapshot"))
         values, sources = resolve(defaults, command_line, instance_environment(snapshot), saved_settings(phase))
+        python.interpreter(host.data.os_release, values["python_version"], sources["python_version"])
     except SettingError as error:
         raise SystemExit(f"red: {error}") from None
     for name, value in values.items():
@@ -67,6 +67,7 @@ settings, sources = checked_settings()
 system.system()
 services.supervisor()
 desktop.desktop()
+visomaster.visomaster(python.python())
 onstart.red_on_instance(savable(settings, sources))
 services.apply()
 managed.snapshot_script(name="Snapshot script for the next run")

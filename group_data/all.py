@@ -48,3 +48,24 @@ vnc_passwordless = False
 
 # The desktop's window manager: fluxbox or openbox.
 window_manager = "fluxbox"
+
+# The Python the app's environment is made with (the distribution's own, or deadsnakes on Ubuntu; Debian 12 has 3.11).
+python_version = "3.10"
+
+# Where VisoMaster is cloned from.
+visomaster_repo = "https://github.com/visomaster/VisoMaster.git"
+
+# The branch, tag or commit of VisoMaster to run; a branch is followed at every apply.
+visomaster_ref = "v0.1.6"
+
+# Where the VisoMaster checkout lives; empty: <workspace>/VisoMaster.
+visomaster_dir = ""
+
+# The app's own virtual environment (a link to the last environment that installed and imported cleanly).
+visomaster_venv = "/opt/visomaster/venv"
+
+# Which of the checkout's requirements files to install: cu124 (requirements_cu124.txt) or cu118.
+cuda_flavour = "cu124"
+
+# Start VisoMaster on the desktop under supervisor (restarted if it stops).
+visomaster_autostart = True

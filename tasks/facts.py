@@ -6,27 +6,34 @@ from pyinfra.api import FactBase
 
 class FirstLook(FactBase):
     """The first command of a run: the container's own environment (its main process's), for the
-    named variables only (vast sets VNC_PW, WORKSPACE... there, not in an SSH session's), and the
-    output of the snapshot script the last run left (when given and present), so that a run that
-    has nothing to do needs no other command. Returns (environment, snapshot or None)."""
+    named variables only (vast sets VNC_PW, WORKSPACE... there, not in an SSH session's), the
+    distribution (/etc/os-release), and the output of the snapshot script the last run left (when
+    given and present), so that a run that has nothing to do needs no other command.
+    Returns {"environment": {...}, "os_release": {...}, "snapshot": parsed or None}."""
 
     def command(self, names, script=None):
         pattern = "|".join(names)
-        look = f"tr '\\0' '\\n' < /proc/1/environ 2>/dev/null | grep -E '^({pattern})=' || true"
+        look = (f"tr '\\0' '\\n' < /proc/1/environ 2>/dev/null | grep -E '^({pattern})=' || true; "
+                "echo @os-release; cat /etc/os-release 2>/dev/null")
         if script:
-            look += f"; if [ -x {script} ]; then echo @snapshot; {script}; fi; true"
-        return look
+            look += f"; if [ -x {script} ]; then echo @snapshot; {script}; fi"
+        return look + "; true"
 
     def process(self, output):
-        environment, snapshot = [], None
+        sections = {"environment": [], "@os-release": [], "@snapshot": None}
+        current = "environment"
         for line in output:
-            if line == "@snapshot":
-                snapshot = []
-            elif snapshot is not None:
-                snapshot.append(line)
-            elif "=" in line:
-                environment.append(line)
-        return dict(line.split("=", 1) for line in environment), (parse_snapshot(snapshot) if snapshot else None)
+            if line in ("@os-release", "@snapshot"):
+                current = line
+                sections[current] = []
+            else:
+                sections[current].append(line)
+        return {
+            "environment": dict(line.split("=", 1) for line in sections["environment"] if "=" in line),
+            "os_release": {key: value.strip('"') for key, _, value in
+                           (line.partition("=") for line in sections["@os-release"]) if key},
+            "snapshot": parse_snapshot(sections["@snapshot"]) if sections["@snapshot"] else None,
+        }
 
 
 class SupervisordPid(FactBase):
@@ -52,7 +59,44 @@ class Snapshot(FactBase):
         return parse_snapshot(output)
 
 
-def snapshot_command(paths, files, packages, users, listings, supervisor):
+class Checkout(FactBase):
+    """What is at a checkout's path (see checkout_probe), as parse_checkout reads it."""
+
+    def command(self, path):
+        return checkout_probe(path)
+
+    def process(self, output):
+        return parse_checkout(output)
+
+
+def checkout_probe(path):
+    """Prints `state missing|empty|other|git`, and for a git checkout its origin, HEAD, whether
+    tracked files are modified (`dirty 0|1`), and whether any ref holds HEAD (`held 0|1`: a HEAD
+    that no branch or tag holds would be lost by moving away from it)."""
+    quoted = shlex.quote(path)
+    git = f"git -c safe.directory='*' --git-dir={quoted}/.git --work-tree={quoted}"
+    return (f"if [ ! -e {quoted} ]; then echo state missing; "
+            f"elif [ -d {quoted} ] && [ -z \"$(ls -A {quoted})\" ]; then echo state empty; "
+            f"elif [ ! -d {quoted}/.git ]; then echo state other; "
+            f"else echo state git; echo origin $({git} config remote.origin.url); "
+            f"echo head $({git} rev-parse HEAD 2>/dev/null); "
+            f"echo dirty $({git} status --porcelain --untracked-files=no 2>/dev/null | head -c1 | wc -c); "
+            f"echo held $({git} for-each-ref --count=1 --contains HEAD 2>/dev/null | wc -l); fi")
+
+
+def parse_checkout(lines):
+    """{"state": ..., "origin": ..., "head": ..., "dirty": bool, "held": bool} (missing keys: not a checkout)."""
+    found = {}
+    for line in lines:
+        key, _, value = line.partition(" ")
+        found[key] = value.strip()
+    for flag in ("dirty", "held"):
+        if flag in found:
+            found[flag] = found[flag] not in ("", "0")
+    return found
+
+
+def snapshot_command(paths, files, packages, users, listings, supervisor, checkouts=(), links=()):
     """One shell command (POSIX sh and coreutils only, so it also works on a bare image before Red
     installed anything) that reports each path's type, mode and owner, each file's SHA-256, the
     state of the named packages, the named users, the files in the listed folders that match a
@@ -66,6 +110,10 @@ def snapshot_command(paths, files, packages, users, listings, supervisor):
     for folder, pattern in listings:
         lines += [f"printf '@list %s\\n' {shlex.quote(folder + '/' + pattern)}",
                   f"find {shlex.quote(folder)} -maxdepth 1 -name {shlex.quote(pattern)} 2>/dev/null"]
+    for path in checkouts:
+        lines += [f"printf '@checkout %s\\n' {shlex.quote(path)}", checkout_probe(path)]
+    for path in links:
+        lines += [f"printf '@link %s\\n' {shlex.quote(path)}", f"readlink {shlex.quote(path)}"]
     if supervisor:
         config, pidfile = supervisor
         lines += [f"pid=$(cat {shlex.quote(pidfile)} 2>/dev/null) && grep -qa supervisord /proc/$pid/cmdline "
@@ -80,15 +128,20 @@ def _quoted(words):
 def parse_snapshot(lines):
     """The snapshot's output as {"paths": {path: (type, mode, user, group)}, "sha256": {path: hex},
     "packages": {name: installed?}, "users": {name: (home, shell)}, "lists": {folder/pattern: [paths]},
-    "supervisord": pid or None, "programs": {name: state}}."""
+    "supervisord": pid or None, "programs": {name: state}, "checkouts": {path: parse_checkout(...)},
+    "links": {path: target or None}, "request": the digest of the command a saved script runs}."""
     found = {"paths": {}, "sha256": {}, "packages": {}, "users": {}, "lists": {}, "supervisord": None,
-             "programs": {}, "request": None}
+             "programs": {}, "request": None, "checkouts": {}, "links": {}}
     section = None
     for line in lines:
         if line.startswith("@"):
             section, _, argument = line[1:].partition(" ")
             if section == "list":
                 found["lists"][argument] = []
+            elif section == "checkout":
+                found["checkouts"][argument] = []
+            elif section == "link":
+                found["links"][argument] = None
             elif section == "supervisord":
                 found["supervisord"] = int(argument)
             elif section == "request":  # which snapshot_command a saved script runs
@@ -108,9 +161,14 @@ def parse_snapshot(lines):
             found["users"][name] = (home, shell)
         elif section == "list":
             found["lists"][argument].append(line)
+        elif section == "checkout":
+            found["checkouts"][argument].append(line)
+        elif section == "link":
+            found["links"][argument] = line
         elif section == "supervisord" and line.split():
             name, state = line.split()[:2]
             found["programs"][name] = state
+    found["checkouts"] = {path: parse_checkout(lines) for path, lines in found["checkouts"].items()}
     return found
 
 

@@ -14,17 +14,20 @@ setting `snapshot` off, every operation asks the target for itself, as pyinfra's
 import hashlib
 import io
 import os
+import posixpath
+import time
 from dataclasses import dataclass, field
 
-from pyinfra import host, state
+from pyinfra import host, logger, state
 from pyinfra.api import FileUploadCommand, operation
 from pyinfra.api.util import get_template
 from pyinfra.facts.deb import DebPackages
-from pyinfra.facts.files import FindFiles, Sha256File
+from pyinfra.facts.files import Directory, FindFiles, Link, Sha256File
 from pyinfra.operations import apt, files, server
 from pyinfra.operations.util.files import ensure_mode_int
 
-from tasks.facts import Snapshot, snapshot_command
+from tasks import git
+from tasks.facts import Checkout, FirstLook, Snapshot, snapshot_command
 
 SNAPSHOT_SCRIPTS = "/etc/red/snapshot-{phase}"  # in Red's root-only folder
 
@@ -38,6 +41,9 @@ class Declared:
     users: set = field(default_factory=set)
     listings: set = field(default_factory=set)  # (folder, pattern)
     supervisor: tuple = ()  # (config, pidfile): supervisord's pid and its programs' states
+    checkouts: set = field(default_factory=set)  # git checkouts: origin, HEAD, local changes
+    links: set = field(default_factory=set)  # symbolic links: their targets
+    contained: set = field(default_factory=set)  # operations that change only their own item
     snapshot: dict = None
     taken: tuple = ()  # (the request's digest, operations changed) when the snapshot was taken
 
@@ -49,8 +55,10 @@ def declared():
     return _declared.setdefault(host.name, Declared())
 
 
-def declare(paths=(), files=(), packages=(), users=(), listings=(), supervisor=()):
+def declare(paths=(), files=(), packages=(), users=(), listings=(), supervisor=(), checkouts=(), links=()):
     record = declared()
+    record.checkouts.update(checkouts)
+    record.links.update(links)
     record.paths.update(paths)
     record.files.update(files)
     record.paths.update(files)
@@ -63,13 +71,15 @@ def declare(paths=(), files=(), packages=(), users=(), listings=(), supervisor=(
 def request(record):
     """The snapshot command for everything declared so far."""
     return snapshot_command(sorted(record.paths), sorted(record.files), sorted(record.packages),
-                            sorted(record.users), sorted(record.listings), record.supervisor)
+                            sorted(record.users), sorted(record.listings), record.supervisor,
+                            sorted(record.checkouts), sorted(record.links))
 
 
 def changes_so_far():
-    """Operations that have run on this host and changed something."""
-    return sum(1 for op in state.ops[host].values()
-               if op.operation_meta.is_complete() and op.operation_meta.did_change())
+    """Operations that have run on this host and changed something beyond their own item."""
+    contained = declared().contained
+    return sum(1 for op_hash, op in state.ops[host].items() if op_hash not in contained
+               and op.operation_meta.is_complete() and op.operation_meta.did_change())
 
 
 def snapshot():
@@ -89,11 +99,15 @@ def script_path():
     return SNAPSHOT_SCRIPTS.format(phase=host.data.phase)
 
 
-def remember(early):
-    """The snapshot the run's first command brought back (the script the last run left), if any."""
-    if early and early["request"]:
+def first_look(names, snapshot_on):
+    """The run's first command (facts.FirstLook): the instance's environment, its distribution, and
+    the snapshot the last run's script takes, which is used while the deploy declares the same."""
+    look = host.get_fact(FirstLook, names=names, script=script_path() if snapshot_on else None)
+    saved = look["snapshot"]
+    if saved and saved["request"]:  # the snapshot the last run left: used while the request is the same
         record = declared()
-        record.snapshot, record.taken = early, (early["request"], 0)
+        record.snapshot, record.taken = saved, (saved["request"], 0)
+    return look
 
 
 def snapshot_script(name):
@@ -106,7 +120,7 @@ def snapshot_script(name):
         return (f"#!/bin/sh\n# Red's snapshot, run by the next apply's first command (tasks/managed.py)\n"
                 f"echo @request {sha256(command.encode())}\n{command}\n").encode()
     return checked(
-        name=name, unchanged=f"{path} is up to date",
+        name=name, unchanged=f"{path} is up to date", contained=True,
         matches=lambda seen: path_matches(seen, path, "file", "700", "root", "root", sha256(script())),
         converge=lambda: files.put._inner(src=io.BytesIO(script()), dest=path, user="root", group="root",
                                           mode="700"),
@@ -114,9 +128,12 @@ def snapshot_script(name):
 
 
 @operation()
-def checked(matches, converge, unchanged):
+def checked(matches, converge, unchanged, contained=False):
     """No change when the snapshot shows `matches(snapshot)`; otherwise pyinfra's own operation,
-    `converge()`, asks the target and does what it must."""
+    `converge()`, asks the target and does what it must. A `contained` operation changes nothing
+    but its own item, so its change leaves the snapshot trusted for everything else."""
+    if contained:
+        declared().contained.add(host.current_op_hash)
     seen = snapshot()
     if seen is not None and matches(seen):
         host.noop(unchanged)
@@ -139,6 +156,11 @@ def sha256(content):
     return hashlib.sha256(content).hexdigest()
 
 
+def remote_sha256(path):
+    """The file's SHA-256 on the target, asked now (None when it is missing)."""
+    return host.get_fact(Sha256File, path=path)
+
+
 def project_path(src):
     return os.path.join(state.cwd, src) if state.cwd else src
 
@@ -147,7 +169,6 @@ def put(name, src, dest, user=None, group=None, mode=None, secret=False):
     """files.put of a project file (a path) or of content (bytes). A `secret` is uploaded without
     a diff and never shown."""
     content = src if isinstance(src, bytes) else open(project_path(src), "rb").read()
-    declare(files=[dest])
     if secret:
         def converge():  # like files.put, but without a diff and never showing the content
             if host.get_fact(Sha256File, path=dest) != sha256(content):
@@ -156,32 +177,43 @@ def put(name, src, dest, user=None, group=None, mode=None, secret=False):
             yield from files.file._inner(path=dest, user=user, group=group, mode=mode)
     else:
         def converge():
-            stock_src = io.BytesIO(content) if isinstance(src, bytes) else project_path(src)
-            yield from files.put._inner(src=stock_src, dest=dest, user=user, group=group, mode=mode)
+            source = io.BytesIO(content) if isinstance(src, bytes) else project_path(src)
+            yield from upload(source, content, dest, user, group, mode)
+    return managed_file(name, dest, content, user, group, mode, converge)
+
+
+def template(name, src, dest, user=None, group=None, mode=None, **values):
+    """files.template: rendered here, as pyinfra renders it, compared by digest, and uploaded by files.put."""
+    text = get_template(project_path(src)).render({"host": host, "state": state, "inventory": state.inventory,
+                                                   **values})
+    return managed_file(name, dest, text.encode(), user, group, mode,
+                        lambda: upload(io.StringIO(text), text.encode(), dest, user, group, mode))
+
+
+def managed_file(name, dest, content, user, group, mode, converge):
+    declare(files=[dest], paths=[posixpath.dirname(dest)])
     return checked(
-        name=name, unchanged=f"{dest} is as declared",
+        name=name, unchanged=f"{dest} is as declared", contained=True,
         matches=lambda seen: path_matches(seen, dest, "file", mode, user, group, sha256(content)),
         converge=converge,
     )
 
 
-def template(name, src, dest, user=None, group=None, mode=None, **values):
-    """files.template: rendered here, as pyinfra renders it, and compared by digest."""
-    content = get_template(project_path(src)).render(
-        {"host": host, "state": state, "inventory": state.inventory, **values}).encode()
-    declare(files=[dest])
-    return checked(
-        name=name, unchanged=f"{dest} is as declared",
-        matches=lambda seen: path_matches(seen, dest, "file", mode, user, group, sha256(content)),
-        converge=lambda: files.template._inner(src=project_path(src), dest=dest, user=user, group=group,
-                                               mode=mode, **values),
-    )
+def upload(source, content, dest, user, group, mode):
+    """pyinfra's files.put, without asking again what the snapshot already told: that the folder
+    exists, and that the content differs (then it uploads without comparing first; not in a
+    --diff run, which shows the difference)."""
+    seen = snapshot()
+    folder_exists = seen is not None and seen["paths"].get(posixpath.dirname(dest), ("",))[0] == "directory"
+    differs = seen is not None and seen["sha256"].get(dest) != sha256(content) and not state.config.DIFF
+    yield from files.put._inner(src=source, dest=dest, user=user, group=group, mode=mode,
+                                create_remote_dir=not folder_exists, force=differs)
 
 
 def directory(name, path, user=None, group=None, mode=None):
     declare(paths=[path])
     return checked(
-        name=name, unchanged=f"{path} is as declared",
+        name=name, unchanged=f"{path} is as declared", contained=True,
         matches=lambda seen: path_matches(seen, path, "directory", mode, user, group),
         converge=lambda: files.directory._inner(path=path, user=user, group=group, mode=mode),
     )
@@ -239,5 +271,45 @@ def only(name, folder, pattern, keep):
     return checked(
         name=name, unchanged=f"nothing else in {folder}",
         matches=lambda seen: set(seen["lists"].get(f"{folder}/{pattern}", [])) <= set(keep),
+        converge=converge,
+    )
+
+
+def checkout(name, repo, ref, path, user):
+    """The git checkout at `path` is `repo` at `ref`, owned by `user`. The commit is resolved here,
+    once per run (git.resolve); what is in the way is kept (git.plan) and the operator told how."""
+    commit = git.resolve(repo, ref)
+
+    def converge():
+        notes, commands = git.plan(host.get_fact(Checkout, path=path), repo, ref, commit, path,
+                                   time.strftime("%Y%m%d-%H%M%S"))
+        for note in notes:
+            logger.warning(f"[{host.name}] {note}")
+        if commands:
+            yield from commands
+            yield f"chown -R {user}:{user} {path}"
+    declare(checkouts=[path])
+    return checked(
+        name=name, unchanged=f"{path} is at {ref} ({commit[:12]})",
+        matches=lambda seen: (seen["checkouts"].get(path, {}).get("head") == commit
+                              and seen["checkouts"][path].get("origin") == repo),
+        converge=converge,
+    )
+
+
+def link(name, path, target):
+    """`path` is a symbolic link to `target`; a directory in its place has its files moved into
+    `target` first (none is overwritten or deleted; what cannot move stays, moved aside)."""
+    def converge():
+        if host.get_fact(Directory, path=path) and not host.get_fact(Link, path=path):
+            aside = f"{path}.moved-aside-{time.strftime('%Y%m%d-%H%M%S')}"
+            logger.warning(f"[{host.name}] {path} is a directory: its files move into {target}")
+            yield (f"mkdir -p {target} && find {path} -mindepth 1 -maxdepth 1 -exec mv -n -t {target} {{}} + ; "
+                   f"rmdir {path} 2>/dev/null || mv {path} {aside}")
+        yield from files.link._inner(path=path, target=target)
+    declare(links=[path])
+    return checked(
+        name=name, unchanged=f"{path} -> {target}", contained=True,
+        matches=lambda seen: seen["links"].get(path) == target,
         converge=converge,
     )

@@ -21,5 +21,5 @@ def generated(name, path, length):
             yield (f"umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(32)[:{length}])' "
                    f"> {path}.new && mv {path}.new {path}")
     managed.declare(files=[path])  # by digest, like a given one: the snapshot asks the same whichever it is
-    return managed.checked(name=name, unchanged=f"{path} exists: kept",
+    return managed.checked(name=name, unchanged=f"{path} exists: kept", contained=True,
                            matches=lambda seen: managed.path_matches(seen, path, "file"), converge=converge)

@@ -111,8 +111,44 @@ def _password(value):
     return value
 
 
+def _python_version(value):
+    # `--data python_version=3.10` arrives as the number 3.1 (pyinfra reads it as JSON); no Python
+    # Red can install is 3.1, so that number means 3.10
+    text = "3.10" if value == 3.1 else str(value).strip()
+    match = re.fullmatch(r"3\.(\d{1,2})", text)
+    if isinstance(value, bool) or not match or not 7 <= int(match.group(1)) <= 20:
+        raise ValueError
+    return text
+
+
+def _git_url(value):
+    if not isinstance(value, str) or not re.fullmatch(r"(https?|git|ssh|file)://\S+|[\w.-]+@[\w.-]+:\S+", value):
+        raise ValueError
+    return value
+
+
+def _git_ref(value):
+    """A branch, tag or commit name as git allows it (git check-ref-format, in short)."""
+    text = str(value).strip()
+    if (not re.fullmatch(r"[\w./-]+", text) or text.startswith(("-", "/", ".")) or text.endswith((".", "/", ".lock"))
+            or ".." in text or "//" in text):
+        raise ValueError
+    return text
+
+
+def _optional(convert):
+    """Empty: Red derives the value from other settings."""
+    return lambda value: "" if value in ("", None) else convert(value)
+
+
 RESOLUTION = Kind("WIDTHxHEIGHT, each from 320 to 8192, e.g. 1920x1080", _resolution)
 PASSWORD = Kind("empty (Red generates one) or 6 to 128 printable characters", _password)
+
+
+PYTHON_VERSION = Kind("a Python version 3.N, e.g. 3.10", _python_version)
+GIT_URL = Kind("a git URL (https://, ssh://, git://, file:// or user@host:path)", _git_url)
+GIT_REF = Kind("a branch, tag or commit, e.g. main, v0.1.6 or a commit hash", _git_ref)
+DERIVED_PATH = Kind("an absolute path, or empty for the default under the workspace", _optional(_absolute_path))
 
 
 def choice(*options):
@@ -144,6 +180,13 @@ SETTINGS = {
     "vnc_password": Setting(PASSWORD, env=("VNC_PW", "VNC_PASSWORD"), secret=True),
     "vnc_passwordless": Setting(BOOLEAN, env=("VNC_PASSWORDLESS",)),
     "window_manager": Setting(choice("fluxbox", "openbox")),
+    "python_version": Setting(PYTHON_VERSION),
+    "visomaster_repo": Setting(GIT_URL),
+    "visomaster_ref": Setting(GIT_REF),
+    "visomaster_dir": Setting(DERIVED_PATH),
+    "visomaster_venv": Setting(ABSOLUTE_PATH),
+    "cuda_flavour": Setting(choice("cu124", "cu118")),
+    "visomaster_autostart": Setting(BOOLEAN),
 }
 
 ENVIRONMENT_NAMES = sorted({name for setting in SETTINGS.values() for name in setting.env})

@@ -3,6 +3,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import sandbox as sandboxes  # noqa: E402
+from visomaster_standin import StandIn  # noqa: E402
 
 PROJECT = sandboxes.PROJECT
 ARTIFACTS = PROJECT / "tests" / "artifacts"
@@ -100,29 +102,35 @@ def converge(hosts, *args, deploys=("deploy.py",)):
 
 
 class SandboxFactory:
+    """Sandbox hosts, each with its own ports (they share this machine's network), all seeing one
+    VisoMaster stand-in (tests/visomaster_standin.py) that their settings point at."""
+
     def __init__(self, prefix):
         self.prefix = prefix
         self.made = []
+        self.standin = StandIn(sandboxes.HOSTS / f"{prefix}-standin")
+        shutil.rmtree(self.standin.folder, ignore_errors=True)
+        self.standin.make()
+        self.settings = sandboxes.standin_settings(self.standin)
 
     def up(self, name, env=None):
-        """A host that is up, with its own ports (sandbox hosts share this machine's network)."""
         sandbox = sandboxes.Sandbox(f"{self.prefix}-{name}")
         sandbox.down()
         self.made.append(sandbox)
-        info = sandbox.up(free_port(), env)
-        info["data"] = {"vnc_port": free_port(), "novnc_port": free_port()}
-        return Host(sandbox, info)
+        data = {**self.settings, "vnc_port": free_port(), "novnc_port": free_port()}
+        return Host(sandbox, sandbox.up(free_port(), env, data, shares=[self.standin.folder]))
 
     def create(self, name):
         sandbox = sandboxes.Sandbox(f"{self.prefix}-{name}")
         sandbox.down()
         self.made.append(sandbox)
-        sandbox.create()
+        sandbox.create(shares=[self.standin.folder])
         return sandbox
 
     def down_all(self):
         for sandbox in self.made:
             sandbox.down()
+        shutil.rmtree(self.standin.folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -140,3 +148,14 @@ def provisioned(sandbox_factory):
     host = sandbox_factory.up("a", env={"WORKSPACE": "/data"})
     converge([host])
     return host
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium, driven by Playwright."""
+    from desktop_view import CHROMIUM, CHROMIUM_ARGS
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

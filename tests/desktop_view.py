@@ -71,15 +71,16 @@ def desktop_drawn(page):
     return share > 0.5 and colours > 20
 
 
-def picture_facts(path):
-    """Of a screenshot: the share of background-coloured pixels, of black ones, and how many
-    distinct colours it has (a desktop with a toolbar has many; a black screen one)."""
+def picture_facts(path, colour=BACKGROUND):
+    """Of a screenshot: the share of pixels of `colour` (the desktop's background unless given),
+    of black ones, and how many distinct colours it has (a desktop with a toolbar has many; a black
+    screen one)."""
     image = Image.open(path).convert("RGB")
     raw = image.tobytes()
     pixels = [tuple(raw[i:i + 3]) for i in range(0, len(raw), 3)]
     near = lambda p, c: all(abs(a - b) < 8 for a, b in zip(p, c))  # noqa: E731
     return {
-        "background": sum(near(p, BACKGROUND) for p in pixels) / len(pixels),
+        "background": sum(near(p, colour) for p in pixels) / len(pixels),
         "black": sum(near(p, (0, 0, 0)) for p in pixels) / len(pixels),
         "colours": len(set(pixels)),
         "size": image.size,

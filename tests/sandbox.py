@@ -131,8 +131,9 @@ class Sandbox:
 
     # -- life cycle --------------------------------------------------------------------------
 
-    def create(self):
-        """A fresh rootfs with the shared caches mounted in; nothing running."""
+    def create(self, shares=()):
+        """A fresh rootfs with the shared caches mounted in, and each folder in `shares` at the same
+        path inside (read-only); nothing running."""
         if self.rootfs.exists():
             raise SystemExit(f"sandbox: {self.name} exists already at {self.dir}; take it down first")
         build_base()
@@ -140,9 +141,16 @@ class Sandbox:
         sh("tar", "-C", self.rootfs, "--numeric-owner", "-xf", BASE_TARBALL)
         self._mount_devices()
         self._share_caches()
+        for folder in shares:
+            inside = self.rootfs / str(folder).lstrip("/")
+            inside.mkdir(parents=True, exist_ok=True)
+            sh("mount", "--bind", folder, inside)
+            sh("mount", "-o", "remount,bind,ro", inside)
 
-    def up(self, port, env=None):
-        self.create()
+    def up(self, port, env=None, data=None, shares=()):
+        """The host, running its sshd on 127.0.0.1:port; `env` is the instance's environment, `data`
+        the settings inventory.py gives this host."""
+        self.create(shares)
         self._authorize_key()
         sh("chroot", self.rootfs, "ssh-keygen", "-A", stdout=subprocess.DEVNULL)
         (self.rootfs / "run/sshd").mkdir(parents=True, exist_ok=True)
@@ -161,7 +169,7 @@ class Sandbox:
             start_new_session=True)
         wait_for_port(port, what=f"sshd of {self.name}", process=process)
         info = {"name": self.name, "address": "127.0.0.1", "port": port, "user": "root",
-                "key": str(self.key), "rootfs": str(self.rootfs), "env": env or {}}
+                "key": str(self.key), "rootfs": str(self.rootfs), "env": env or {}, "data": data or {}}
         self.info_file.write_text(json.dumps(info, indent=2))
         return info
 
@@ -341,10 +349,23 @@ def controller_python():
     return venv / "bin/python"
 
 
+def standin_settings(standin):
+    """What a sandbox host (Debian 12) needs to run the deploy: Debian's Python, and VisoMaster's
+    stand-in repository instead of the real one (out of reach here)."""
+    return {"python_version": "3.11", "visomaster_repo": standin.url, "visomaster_ref": "main"}
+
+
+def red_data(settings):
+    """The settings as the Dockerfile's RED_DATA build argument."""
+    return " ".join(f"--data {name}={value}" for name, value in settings.items())
+
+
 def demo(port):
+    from visomaster_standin import StandIn
     sandbox = Sandbox("demo")
     sandbox.down()
-    info = sandbox.up(port)
+    standin = StandIn(sandbox.dir / "standin").make()
+    info = sandbox.up(port, data=standin_settings(standin), shares=[standin.folder])
     python = controller_python()
     env = {**os.environ, "RED_HOSTS": json.dumps([info])}
     sh(python, "-m", "pyinfra", "-y", "inventory.py", "deploy.py", cwd=PROJECT, env=env)
@@ -394,9 +415,11 @@ def main(argv=None):
         command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
         sys.exit(Sandbox(args.name).run(" ".join(command)).returncode)
     elif args.command == "build":
+        from visomaster_standin import StandIn
         sandbox = Sandbox(args.name)
-        sandbox.create()
-        sys.exit(replay_dockerfile(sandbox))
+        standin = StandIn(sandbox.dir / "standin").make()
+        sandbox.create(shares=[standin.folder])
+        sys.exit(replay_dockerfile(sandbox, {"RED_DATA": red_data(standin_settings(standin))}))
 
 
 if __name__ == "__main__":

@@ -7,21 +7,12 @@ import time
 import pytest
 from conftest import ARTIFACTS, converge
 from test_foundation import CONVERGE_PROGRAMS
-from desktop_view import CHROMIUM, CHROMIUM_ARGS, open_novnc, picture_facts, vnc_security_types
+from desktop_view import CHROMIUM, open_novnc, picture_facts, vnc_security_types
 
 DESKTOP_PROGRAMS = {"xvfb", "window-manager", "x11vnc", "novnc"}
 PASSWORD_FILE = "/etc/red/vnc-password"
 
 pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM), reason="Debian's chromium is not installed")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +45,8 @@ def wait_running(host, names, exclude_pids=(), timeout=15):
             if "x11vnc" not in names or vnc_answers(ports(host)[0]):
                 return pids
         time.sleep(0.2)
-    raise AssertionError(f"not all of {names} RUNNING again within {timeout}s: {host.ssh('supervisorctl status', check=False).stdout}")
+    status = host.ssh("supervisorctl status", check=False).stdout
+    raise AssertionError(f"not all of {names} RUNNING again within {timeout}s: {status}")
 
 
 def vnc_answers(port):

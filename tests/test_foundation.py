@@ -146,12 +146,13 @@ def test_onstart_leaves_supervisord_running_with_every_program_running(provision
 
 
 def test_phase_build_in_a_fresh_rootfs_starts_nothing_and_converges(sandbox_factory):
-    from sandbox import replay_dockerfile
+    from sandbox import red_data, replay_dockerfile
     rootfs = sandbox_factory.create("build")
-    assert replay_dockerfile(rootfs) == 0
+    settings = red_data(sandbox_factory.settings)
+    assert replay_dockerfile(rootfs, {"RED_DATA": settings}) == 0
     assert rootfs.rootfs.joinpath("etc/supervisor/supervisord.conf").exists()
     assert not rootfs.rootfs.joinpath("run/supervisor.sock").exists(), "supervisord was started in a build"
-    second = rootfs.run("cd /opt/red && venv/bin/pyinfra -y --json @local deploy.py --data phase=build "
+    second = rootfs.run(f"cd /opt/red && venv/bin/pyinfra -y --json @local deploy.py --data phase=build {settings} "
                         "> /tmp/second.json 2>/tmp/second.err; echo rc=$?; ps -eo comm=",
                         capture_output=True, text=True)
     lines = second.stdout.split()

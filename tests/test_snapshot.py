@@ -13,7 +13,7 @@ SNAPSHOT_SCRIPT = "Snapshot script for the next run"
 
 TWENTY_FILES = ("deploy.py", "tests/deploys/twenty_files.py")
 # what the snapshot-off/on comparison looks at: content and mode of every file Red manages
-COMPARED = ("/etc/supervisor", "/etc/red", "/usr/local/bin", "/usr/sbin/policy-rc.d", "/home/red",
+COMPARED = ("/etc/supervisor", "/etc/red", "/usr/local/bin", "/usr/sbin/policy-rc.d", "/home/red/.fluxbox",
             "/opt/red/.red-release.tar", "/usr/share/novnc/index.html")
 
 
@@ -45,12 +45,14 @@ def test_the_snapshot_command_reports_what_this_machine_has(tmp_path):
     assert seen["supervisord"] is None
 
 
-def test_the_first_look_splits_the_environment_from_the_saved_snapshot():
-    environment, snapshot = FirstLook().process(["WORKSPACE=/data", "VNC_PW=a=b", "@snapshot", "@request abc",
-                                                 "@stat", "/etc\tdirectory\t755\troot\troot"])
-    assert environment == {"WORKSPACE": "/data", "VNC_PW": "a=b"}
-    assert snapshot["request"] == "abc" and snapshot["paths"] == {"/etc": ("directory", 755, "root", "root")}
-    assert FirstLook().process(["WORKSPACE=/data"]) == ({"WORKSPACE": "/data"}, None)
+def test_the_first_look_splits_the_environment_the_distribution_and_the_saved_snapshot():
+    look = FirstLook().process(["WORKSPACE=/data", "VNC_PW=a=b", "@os-release", 'ID=debian', 'VERSION_ID="12"',
+                                "@snapshot", "@request abc", "@stat", "/etc\tdirectory\t755\troot\troot"])
+    assert look["environment"] == {"WORKSPACE": "/data", "VNC_PW": "a=b"}
+    assert look["os_release"] == {"ID": "debian", "VERSION_ID": "12"}
+    assert look["snapshot"]["request"] == "abc"
+    assert look["snapshot"]["paths"] == {"/etc": ("directory", 755, "root", "root")}
+    assert FirstLook().process(["WORKSPACE=/data", "@os-release"])["snapshot"] is None
 
 
 def test_a_no_op_apply_sends_at_most_three_commands_and_lists_every_operation(provisioned):
@@ -86,6 +88,8 @@ DRIFTS = [
      ["Desktop | Desktop packages"]),
     ("a supervisor program stopped", "supervisorctl stop novnc",
      [CONVERGE_PROGRAMS]),
+    ("the checkout moved to another commit", "su red -c 'git -C /data/VisoMaster checkout --quiet --detach v0.1.0'",
+     ["VisoMaster | Checkout at main", CONVERGE_PROGRAMS]),
 ]
 
 
@@ -108,7 +112,8 @@ def test_snapshot_off_and_on_change_the_same_operations_and_leave_the_same_files
         run = converge([provisioned], "--data", f"snapshot={snapshot}")
         results[snapshot] = (run.changed(provisioned), provisioned.ssh(
             f"find {' '.join(COMPARED)} -type f -exec sha256sum {{}} + | sort; "
-            f"find {' '.join(COMPARED)} -printf '%p %m %u %g\\n' | sort; dpkg-query -W wmctrl").stdout)
+            f"find {' '.join(COMPARED)} -printf '%p %m %u %g\\n' | sort; dpkg-query -W wmctrl; "
+            "git -c safe.directory='*' -C /data/VisoMaster rev-parse HEAD").stdout)
     off, on = results["false"], results["true"]
     assert len(off[0]) >= 5
     assert off[0] == on[0]

@@ -1,0 +1,65 @@
+"""Git checkouts that never lose work: the revision is resolved once per run, on the controller,
+and the target's checkout is moved to it by the steps `plan` chooses from what is there."""
+import re
+import shlex
+import subprocess
+from functools import lru_cache
+
+COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+class RefError(Exception):
+    """One line: the ref, the repository, and why it cannot be used."""
+
+
+@lru_cache(maxsize=None)
+def resolve(repo, ref):
+    """The commit `ref` (a branch, a tag or a full commit hash) names in `repo`, asked once per run."""
+    if COMMIT.fullmatch(ref):
+        return ref
+    try:
+        # an annotated tag's commit is listed as the peeled ref TAG^{}, only when asked for
+        done = subprocess.run(["git", "ls-remote", repo, ref, f"{ref}^{{}}"], capture_output=True, text=True,
+                              timeout=120, env={"GIT_TERMINAL_PROMPT": "0", "PATH": "/usr/bin:/bin:/usr/local/bin"})
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise RefError(f"cannot ask {repo} for {ref!r}: {error}") from None
+    if done.returncode:
+        reason = (done.stderr.strip().splitlines() or ["git ls-remote failed"])[-1]
+        raise RefError(f"cannot ask {repo} for {ref!r}: {reason}")
+    refs = {name: sha for sha, name in (line.split("\t", 1) for line in done.stdout.splitlines() if "\t" in line)}
+    for name in (f"refs/tags/{ref}^{{}}", f"refs/tags/{ref}", f"refs/heads/{ref}"):
+        if name in refs:
+            return refs[name]
+    raise RefError(f"{ref!r} is no branch or tag of {repo} (a commit must be given as its full 40-character hash)")
+
+
+def plan(state, repo, ref, commit, path, stamp):
+    """(what the operator is told, shell commands) that put `path` at `commit` of `repo`, from the
+    checkout's state (facts.parse_checkout). Nothing is ever deleted: a directory in the way is
+    moved aside, modified tracked files are stashed, and a HEAD no ref holds gets a branch."""
+    git = f"git -c safe.directory='*' -C {shlex.quote(path)}"
+    clone = [f"git clone --quiet {shlex.quote(repo)} {shlex.quote(path)}",
+             f"{git} checkout --quiet --detach {commit}"]
+    aside = f"{path}.moved-aside-{stamp}"
+    kind = state.get("state", "missing")
+    if kind in ("missing", "empty"):
+        remove_empty = [f"rmdir {shlex.quote(path)}"] if kind == "empty" else []
+        return [f"cloning {repo} at {ref} into {path}"], remove_empty + clone
+    if kind == "other" or state.get("origin") != repo:
+        what = "is not a git checkout" if kind == "other" else f"is a checkout of {state.get('origin') or 'no remote'}"
+        return ([f"{path} {what}: moved aside to {aside} (nothing in it is deleted), then cloning {repo}"],
+                [f"mv {shlex.quote(path)} {shlex.quote(aside)}"] + clone)
+    if state.get("head") == commit:
+        return [], []
+    notes, commands = [], []
+    if state.get("dirty"):
+        message = f"red: local changes before moving to {ref} ({stamp})"
+        notes.append(f"{path} has local changes: kept in a stash named {message!r} "
+                     f"(see `git stash list`; `git stash pop` brings them back)")
+        commands.append(f"{git} stash push --quiet --message {shlex.quote(message)}")
+    if not state.get("held"):
+        branch = f"red-kept-{stamp}"
+        notes.append(f"{path} is at commits that no branch or tag holds: kept on the branch {branch}")
+        commands.append(f"{git} branch {branch} HEAD")
+    notes.append(f"moving {path} to {ref} ({commit[:12]})")
+    return notes, commands + [f"{git} fetch --quiet --tags origin", f"{git} checkout --quiet --detach {commit}"]

@@ -1,0 +1,84 @@
+"""VisoMaster itself: its checkout (cloned or moved to visomaster_ref, never losing work), its
+Python packages in their own environment (installed only when the requirements file changed),
+its folders on the workspace, and the app on the desktop under supervisor."""
+from pyinfra import host, logger
+from pyinfra.api import deploy
+
+from tasks import managed, services
+from tasks.desktop import DISPLAY, WAIT_FOR_DISPLAY
+from tasks.git import RefError, resolve
+
+# What Qt 6 needs on X11, ffmpeg (found on PATH) and fonts.
+PACKAGES = ["libxcb-cursor0", "libxcb-icccm4", "libxcb-image0", "libxcb-keysyms1", "libxcb-render-util0",
+            "libxcb-shape0", "libxcb-xinerama0", "libxcb-xkb1", "libxkbcommon-x11-0", "libegl1", "libgl1",
+            "libglib2.0-0", "libfontconfig1", "libdbus-1-3", "fonts-dejavu-core", "ffmpeg"]
+DEPS_SCRIPT = "/usr/local/bin/red-visomaster-deps"
+LAUNCHER = "/usr/local/bin/red-visomaster"
+# the app writes these relative to its folder: they live on the workspace, beside the checkout
+WORKSPACE_FOLDERS = {"model_assets": "models", "tensorrt-engines": "tensorrt-engines"}
+
+
+def checkout_dir():
+    return host.data.visomaster_dir or f"{host.data.workspace}/VisoMaster"
+
+
+def ref_reachable():
+    """Whether visomaster_ref can be resolved now. At a container start a repository out of reach
+    keeps the checkout as it is (the desk still comes up); elsewhere it stops the run."""
+    data = host.data
+    try:
+        resolve(data.visomaster_repo, data.visomaster_ref)
+        return True
+    except RefError as error:
+        if data.phase != "start":
+            raise SystemExit(f"red: setting visomaster_ref: {error}") from None
+        logger.warning(f"[{host.name}] VisoMaster stays as it is: {error}")
+        return False
+
+
+@deploy("VisoMaster")
+def visomaster(interpreter):
+    data = host.data
+    checkout = checkout_dir()
+    managed.packages(name="Qt, ffmpeg and fonts for the app", packages=PACKAGES)
+    for script in ("red-visomaster-deps", "red-import-check"):
+        managed.put(name=script, src=f"files/visomaster/{script}", dest=f"/usr/local/bin/{script}", mode="755")
+    code = []
+    if ref_reachable():
+        code.append(managed.checkout(name=f"Checkout at {data.visomaster_ref}", repo=data.visomaster_repo,
+                                     ref=data.visomaster_ref, path=checkout, user=data.desktop_user))
+    code.append(python_packages(interpreter, checkout))
+    for name, folder in WORKSPACE_FOLDERS.items():
+        managed.directory(name=f"Workspace folder {folder}", path=f"{data.workspace}/{folder}",
+                          user=data.desktop_user, group=data.desktop_user, mode="2775")
+        managed.link(name=f"{name} on the workspace", path=f"{checkout}/{name}", target=f"{data.workspace}/{folder}")
+    managed.directory(name="Workspace folder output", path=f"{data.workspace}/output",
+                      user=data.desktop_user, group=data.desktop_user, mode="2775")
+    launcher = managed.template(
+        name="Launcher", src="files/visomaster/red-visomaster.j2", dest=LAUNCHER, mode="755",
+        run_as=data.desktop_user, display=DISPLAY, venv=data.visomaster_venv, checkout=checkout,
+        wait_for_display=WAIT_FOR_DISPLAY,
+    )
+    services.program("visomaster", LAUNCHER, user=data.desktop_user, directory=checkout, priority=50,
+                     autostart=data.visomaster_autostart, startsecs=3, restart_on=[launcher, *code])
+
+
+def python_packages(interpreter, checkout):
+    """Installed when the checkout's requirements file differs from the one the environment in
+    use was made from (kept inside it): a no-op apply runs no pip."""
+    data = host.data
+    requirements = f"{checkout}/requirements_{data.cuda_flavour}.txt"
+    marker = f"{data.visomaster_venv}/red-requirements.txt"
+
+    def converge():
+        installed = managed.remote_sha256(marker)
+        if not installed or installed != managed.remote_sha256(requirements):
+            yield (f"{DEPS_SCRIPT} {interpreter.command} {data.visomaster_venv} {requirements} {checkout} "
+                   f"{data.logs_dir}/visomaster-pip.log")
+    managed.declare(files=[requirements, marker])
+    return managed.checked(
+        name=f"Python packages (requirements_{data.cuda_flavour}.txt)", unchanged="installed, as the file says",
+        matches=lambda seen: seen["sha256"].get(marker) is not None
+        and seen["sha256"].get(marker) == seen["sha256"].get(requirements),
+        converge=converge,
+    )

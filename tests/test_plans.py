@@ -1,0 +1,105 @@
+"""Unit tests of the choices Red makes from facts, as pure logic: how a host gets its Python, and
+which steps move a checkout without losing work. (The end-to-end proof is tests/test_visomaster.py.)"""
+import subprocess
+
+import pytest
+
+from tasks import git
+from tasks.python import interpreter
+from tasks.settings import SettingError
+
+UBUNTU = {"20.04": "focal", "22.04": "jammy", "24.04": "noble"}
+
+
+def ubuntu(version):
+    return {"ID": "ubuntu", "VERSION_ID": version, "PRETTY_NAME": f"Ubuntu {version} LTS"}
+
+
+DEBIAN_12 = {"ID": "debian", "VERSION_ID": "12", "PRETTY_NAME": "Debian GNU/Linux 12 (bookworm)"}
+
+
+@pytest.mark.parametrize("release, version, ppa", [
+    (ubuntu("22.04"), "3.10", False),  # the distribution's own
+    (ubuntu("20.04"), "3.10", True),  # deadsnakes
+    (ubuntu("24.04"), "3.10", True),
+    (ubuntu("24.04"), "3.12", False),
+    (DEBIAN_12, "3.11", False),
+])
+def test_the_interpreter_comes_from_the_distribution_or_deadsnakes(release, version, ppa):
+    chosen = interpreter(release, version)
+    assert chosen.ppa is ppa
+    assert chosen.packages == [f"python{version}", f"python{version}-venv", f"python{version}-dev"]
+    assert chosen.command == f"python{version}"
+
+
+def test_debian_12_has_no_python_3_10_and_says_what_it_offers():
+    with pytest.raises(SettingError) as error:
+        interpreter(DEBIAN_12, "3.10", "from group_data")
+    assert str(error.value) == ("setting python_version = '3.10' (from group_data) is not available on this host "
+                                "(Debian GNU/Linux 12 (bookworm)): expected 3.11")
+
+
+def test_an_unknown_release_names_the_releases_red_knows():
+    with pytest.raises(SettingError, match=r"not available on this host \(Alpine\): expected a release Red knows: "
+                                           r"ubuntu 20.04, .*debian 12"):
+        interpreter({"ID": "alpine", "VERSION_ID": "3.20", "PRETTY_NAME": "Alpine"}, "3.10")
+
+
+COMMIT = "a" * 40
+REPO = "https://example.org/VisoMaster.git"
+
+
+def steps(state, stamp="20261123-120000"):
+    return git.plan(state, REPO, "v1", COMMIT, "/w/VisoMaster", stamp)
+
+
+def test_nothing_there_is_cloned():
+    notes, commands = steps({"state": "missing"})
+    assert commands[0] == f"git clone --quiet {REPO} /w/VisoMaster"
+    assert commands[-1].endswith(f"checkout --quiet --detach {COMMIT}")
+
+
+def test_an_empty_folder_is_replaced_by_the_clone():
+    assert steps({"state": "empty"})[1][0] == "rmdir /w/VisoMaster"
+
+
+@pytest.mark.parametrize("state, why", [
+    ({"state": "other"}, "is not a git checkout"),
+    ({"state": "git", "origin": "https://elsewhere/x.git", "head": COMMIT}, "is a checkout of https://elsewhere/x.git"),
+])
+def test_what_is_in_the_way_is_moved_aside_never_deleted(state, why):
+    notes, commands = steps(state)
+    assert notes == [f"/w/VisoMaster {why}: moved aside to /w/VisoMaster.moved-aside-20261123-120000 "
+                     f"(nothing in it is deleted), then cloning {REPO}"]
+    assert commands[0] == "mv /w/VisoMaster /w/VisoMaster.moved-aside-20261123-120000"
+    assert not any("rm " in command for command in commands)
+
+
+def test_a_checkout_at_the_commit_needs_nothing_even_with_local_edits():
+    assert steps({"state": "git", "origin": REPO, "head": COMMIT, "dirty": True, "held": True}) == ([], [])
+
+
+def test_local_edits_are_stashed_and_local_commits_kept_on_a_branch():
+    notes, commands = steps({"state": "git", "origin": REPO, "head": "b" * 40, "dirty": True, "held": False})
+    assert "stash push --quiet --message 'red: local changes before moving to v1 (20261123-120000)'" in commands[0]
+    assert commands[1].endswith("branch red-kept-20261123-120000 HEAD")
+    assert commands[2:] == ["git -c safe.directory='*' -C /w/VisoMaster fetch --quiet --tags origin",
+                            f"git -c safe.directory='*' -C /w/VisoMaster checkout --quiet --detach {COMMIT}"]
+    assert len(notes) == 3 and "git stash pop" in notes[0] and "red-kept-20261123-120000" in notes[1]
+
+
+def test_a_ref_is_resolved_on_the_controller_to_its_commit(tmp_path):
+    def run(*args):
+        return subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True,
+                              text=True).stdout.strip()
+    run("init", "--quiet", "--initial-branch=main")
+    run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "--allow-empty", "-m", "one")
+    run("tag", "-a", "v1", "-m", "an annotated tag")
+    first = run("rev-parse", "HEAD")
+    run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "--allow-empty", "-m", "two")
+    url = f"file://{tmp_path}"
+    assert git.resolve(url, "v1") == first, "an annotated tag resolves to its commit, not the tag object"
+    assert git.resolve(url, "main") == run("rev-parse", "HEAD")
+    assert git.resolve(url, COMMIT) == COMMIT, "a full hash is used as it is"
+    with pytest.raises(git.RefError, match="'nope' is no branch or tag of"):
+        git.resolve(url, "nope")
