@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 
 from pyinfra import host, logger, state
-from pyinfra.api import FileUploadCommand, operation
+from pyinfra.api import FileUploadCommand, OperationError, operation
 from pyinfra.api.util import get_template
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import Directory, FindFiles, Link, Sha256File
@@ -276,25 +276,35 @@ def only(name, folder, pattern, keep):
 
 
 def checkout(name, repo, ref, path, user):
-    """The git checkout at `path` is `repo` at `ref`, owned by `user`. The commit is resolved here,
-    once per run (git.resolve); what is in the way is kept (git.plan) and the operator told how."""
-    commit = git.resolve(repo, ref)
+    """The git checkout at `path` is `repo` at `ref`, owned by `user`. The commit is resolved on
+    the controller, once per run, when first needed (git must be there: in an image build, Red
+    installs it earlier in the same run); what is in the way is kept (git.plan) and the operator
+    told how. At a container start a repository out of reach leaves the checkout as it is."""
+    def commit():
+        try:
+            return git.resolve(repo, ref)
+        except git.RefError as error:
+            if host.data.phase != "start":
+                raise OperationError(f"visomaster_ref: {error}") from None
+            logger.warning(f"[{host.name}] the checkout at {path} stays as it is: {error}")
+            return None
 
     def converge():
-        notes, commands = git.plan(host.get_fact(Checkout, path=path), repo, ref, commit, path,
+        wanted = commit()
+        if wanted is None:
+            return
+        notes, commands = git.plan(host.get_fact(Checkout, path=path), repo, ref, wanted, path,
                                    time.strftime("%Y%m%d-%H%M%S"))
         for note in notes:
             logger.warning(f"[{host.name}] {note}")
         if commands:
             yield from commands
             yield f"chown -R {user}:{user} {path}"
+    def at_commit(seen):
+        wanted, found = commit(), seen["checkouts"].get(path, {})
+        return wanted is None or (found.get("origin") == repo and found.get("head") == wanted)
     declare(checkouts=[path])
-    return checked(
-        name=name, unchanged=f"{path} is at {ref} ({commit[:12]})",
-        matches=lambda seen: (seen["checkouts"].get(path, {}).get("head") == commit
-                              and seen["checkouts"][path].get("origin") == repo),
-        converge=converge,
-    )
+    return checked(name=name, unchanged=f"{path} is at {ref}", matches=at_commit, converge=converge)
 
 
 def link(name, path, target):

@@ -1,12 +1,11 @@
 """VisoMaster itself: its checkout (cloned or moved to visomaster_ref, never losing work), its
 Python packages in their own environment (installed only when the requirements file changed),
 its folders on the workspace, and the app on the desktop under supervisor."""
-from pyinfra import host, logger
+from pyinfra import host
 from pyinfra.api import deploy
 
 from tasks import managed, services
 from tasks.desktop import DISPLAY, WAIT_FOR_DISPLAY
-from tasks.git import RefError, resolve
 
 # What Qt 6 needs on X11, ffmpeg (found on PATH) and fonts.
 PACKAGES = ["libxcb-cursor0", "libxcb-icccm4", "libxcb-image0", "libxcb-keysyms1", "libxcb-render-util0",
@@ -22,20 +21,6 @@ def checkout_dir():
     return host.data.visomaster_dir or f"{host.data.workspace}/VisoMaster"
 
 
-def ref_reachable():
-    """Whether visomaster_ref can be resolved now. At a container start a repository out of reach
-    keeps the checkout as it is (the desk still comes up); elsewhere it stops the run."""
-    data = host.data
-    try:
-        resolve(data.visomaster_repo, data.visomaster_ref)
-        return True
-    except RefError as error:
-        if data.phase != "start":
-            raise SystemExit(f"red: setting visomaster_ref: {error}") from None
-        logger.warning(f"[{host.name}] VisoMaster stays as it is: {error}")
-        return False
-
-
 @deploy("VisoMaster")
 def visomaster(interpreter):
     data = host.data
@@ -43,11 +28,9 @@ def visomaster(interpreter):
     managed.packages(name="Qt, ffmpeg and fonts for the app", packages=PACKAGES)
     for script in ("red-visomaster-deps", "red-import-check"):
         managed.put(name=script, src=f"files/visomaster/{script}", dest=f"/usr/local/bin/{script}", mode="755")
-    code = []
-    if ref_reachable():
-        code.append(managed.checkout(name=f"Checkout at {data.visomaster_ref}", repo=data.visomaster_repo,
-                                     ref=data.visomaster_ref, path=checkout, user=data.desktop_user))
-    code.append(python_packages(interpreter, checkout))
+    code = [managed.checkout(name=f"Checkout at {data.visomaster_ref}", repo=data.visomaster_repo,
+                             ref=data.visomaster_ref, path=checkout, user=data.desktop_user),
+            python_packages(interpreter, checkout)]
     for name, folder in WORKSPACE_FOLDERS.items():
         managed.directory(name=f"Workspace folder {folder}", path=f"{data.workspace}/{folder}",
                           user=data.desktop_user, group=data.desktop_user, mode="2775")
