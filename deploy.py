@@ -11,7 +11,7 @@ import socket
 from pyinfra import host
 from pyinfra.connectors.local import LocalConnector
 
-from tasks import desktop, managed, onstart, python, services, system, visomaster
+from tasks import desktop, jupyter, managed, onstart, python, services, ssh, system, visomaster
 from tasks.settings import ENVIRONMENT_NAMES, SAVED_SETTINGS, SETTINGS, SettingError, check, resolve, savable
 
 
@@ -67,7 +67,10 @@ settings, sources = checked_settings()
 system.system()
 services.supervisor()
 desktop.desktop()
-visomaster.visomaster(python.python())
+app_python = python.python()
+visomaster.visomaster(app_python)
+jupyter.jupyter(app_python)
+ssh.ssh()
 onstart.red_on_instance(savable(settings, sources))
 services.apply()
 managed.snapshot_script(name="Snapshot script for the next run")

@@ -69,3 +69,24 @@ cuda_flavour = "cu124"
 
 # Start VisoMaster on the desktop under supervisor (restarted if it stops).
 visomaster_autostart = True
+
+# Port of Red's OpenSSH server, key-only (pyinfra's own ssh_port is the port it connects to).
+sshd_port = 22
+
+# Public keys that may log in as root, e.g. ["ssh-ed25519 AAAAC3... me@laptop"]; keys added by hand are kept.
+ssh_authorized_keys = []
+
+# Public keys the instance's environment gives (PUBLIC_KEY, SSH_PUBLIC_KEY), added like ssh_authorized_keys.
+instance_public_keys = []
+
+# Port of JupyterLab (vast's Jupyter launch mode expects 8080).
+jupyter_port = 8080
+
+# JupyterLab's root folder; empty: the workspace (JUPYTER_DIR overrides).
+jupyter_dir = ""
+
+# JupyterLab's token (JUPYTER_TOKEN, else OPEN_BUTTON_TOKEN, overrides); empty: Red generates one, kept on the host.
+jupyter_token = ""
+
+# Open JupyterLab without any token (warns): only behind another lock.
+jupyter_open = False

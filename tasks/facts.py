@@ -96,29 +96,34 @@ def parse_checkout(lines):
     return found
 
 
-def snapshot_command(paths, files, packages, users, listings, supervisor, checkouts=(), links=()):
+def snapshot_command(paths, files, packages, users, listings, supervisor, checkouts=(), links=(), held_lines=()):
     """One shell command (POSIX sh and coreutils only, so it also works on a bare image before Red
     installed anything) that reports each path's type, mode and owner, each file's SHA-256, the
     state of the named packages, the named users, the files in the listed folders that match a
-    pattern, and supervisord's pid and program states."""
-    lines = ["echo @stat", f"stat --printf '%n\\t%F\\t%a\\t%U\\t%G\\n' -- {_quoted(paths)} 2>/dev/null",
+    pattern, each checkout's state, each link's target, which wanted lines each file holds, and
+    supervisord's pid and program states."""
+    steps = ["echo @stat", f"stat --printf '%n\\t%F\\t%a\\t%U\\t%G\\n' -- {_quoted(paths)} 2>/dev/null",
              "echo @sha256", f"sha256sum -- {_quoted(files)} 2>/dev/null" if files else ":",
              "echo @dpkg",
              f"dpkg-query -W -f '${{Package}}\\t${{db:Status-Abbrev}}\\n' {_quoted(packages)} 2>/dev/null"
              if packages else ":",
              "echo @passwd", f"getent passwd {_quoted(users)}" if users else ":"]
     for folder, pattern in listings:
-        lines += [f"printf '@list %s\\n' {shlex.quote(folder + '/' + pattern)}",
+        steps += [f"printf '@list %s\\n' {shlex.quote(folder + '/' + pattern)}",
                   f"find {shlex.quote(folder)} -maxdepth 1 -name {shlex.quote(pattern)} 2>/dev/null"]
     for path in checkouts:
-        lines += [f"printf '@checkout %s\\n' {shlex.quote(path)}", checkout_probe(path)]
+        steps += [f"printf '@checkout %s\\n' {shlex.quote(path)}", checkout_probe(path)]
+    for path, wanted in held_lines:  # 1 or 0 for each wanted line, in order
+        quoted = shlex.quote(path)
+        steps += [f"printf '@lines %s\\n' {quoted}"] + [
+            f"grep -qxF -e {shlex.quote(line)} {quoted} 2>/dev/null && echo 1 || echo 0" for line in wanted]
     for path in links:
-        lines += [f"printf '@link %s\\n' {shlex.quote(path)}", f"readlink {shlex.quote(path)}"]
+        steps += [f"printf '@link %s\\n' {shlex.quote(path)}", f"readlink {shlex.quote(path)}"]
     if supervisor:
         config, pidfile = supervisor
-        lines += [f"pid=$(cat {shlex.quote(pidfile)} 2>/dev/null) && grep -qa supervisord /proc/$pid/cmdline "
+        steps += [f"pid=$(cat {shlex.quote(pidfile)} 2>/dev/null) && grep -qa supervisord /proc/$pid/cmdline "
                   f"2>/dev/null && echo @supervisord $pid && supervisorctl -c {shlex.quote(config)} status"]
-    return "; ".join(lines) + "; true"
+    return "; ".join(steps) + "; true"
 
 
 def _quoted(words):
@@ -131,7 +136,8 @@ def parse_snapshot(lines):
     "supervisord": pid or None, "programs": {name: state}, "checkouts": {path: parse_checkout(...)},
     "links": {path: target or None}, "request": the digest of the command a saved script runs}."""
     found = {"paths": {}, "sha256": {}, "packages": {}, "users": {}, "lists": {}, "supervisord": None,
-             "programs": {}, "request": None, "checkouts": {}, "links": {}}
+             "programs": {}, "request": None, "checkouts": {}, "links": {},
+             "lines": {}}
     section = None
     for line in lines:
         if line.startswith("@"):
@@ -142,6 +148,8 @@ def parse_snapshot(lines):
                 found["checkouts"][argument] = []
             elif section == "link":
                 found["links"][argument] = None
+            elif section == "lines":
+                found["lines"][argument] = []
             elif section == "supervisord":
                 found["supervisord"] = int(argument)
             elif section == "request":  # which snapshot_command a saved script runs
@@ -165,6 +173,8 @@ def parse_snapshot(lines):
             found["checkouts"][argument].append(line)
         elif section == "link":
             found["links"][argument] = line
+        elif section == "lines":
+            found["lines"][argument].append(line == "1")
         elif section == "supervisord" and line.split():
             name, state = line.split()[:2]
             found["programs"][name] = state

@@ -43,6 +43,7 @@ class Declared:
     supervisor: tuple = ()  # (config, pidfile): supervisord's pid and its programs' states
     checkouts: set = field(default_factory=set)  # git checkouts: origin, HEAD, local changes
     links: set = field(default_factory=set)  # symbolic links: their targets
+    lines: set = field(default_factory=set)  # (file, (line, ...)): which of the lines it holds
     contained: set = field(default_factory=set)  # operations that change only their own item
     snapshot: dict = None
     taken: tuple = ()  # (the request's digest, operations changed) when the snapshot was taken
@@ -55,8 +56,10 @@ def declared():
     return _declared.setdefault(host.name, Declared())
 
 
-def declare(paths=(), files=(), packages=(), users=(), listings=(), supervisor=(), checkouts=(), links=()):
+def declare(paths=(), files=(), packages=(), users=(), listings=(), supervisor=(), checkouts=(), links=(),
+            lines=()):
     record = declared()
+    record.lines.update(lines)
     record.checkouts.update(checkouts)
     record.links.update(links)
     record.paths.update(paths)
@@ -72,7 +75,7 @@ def request(record):
     """The snapshot command for everything declared so far."""
     return snapshot_command(sorted(record.paths), sorted(record.files), sorted(record.packages),
                             sorted(record.users), sorted(record.listings), record.supervisor,
-                            sorted(record.checkouts), sorted(record.links))
+                            sorted(record.checkouts), sorted(record.links), sorted(record.lines))
 
 
 def changes_so_far():
@@ -322,4 +325,19 @@ def link(name, path, target):
         name=name, unchanged=f"{path} -> {target}", contained=True,
         matches=lambda seen: seen["links"].get(path) == target,
         converge=converge,
+    )
+
+
+def authorized_keys(name, user, keys):
+    """server.user_authorized_keys: the keys are in the user's authorized_keys (none twice); keys
+    added by hand stay."""
+    home = "/root" if user == "root" else f"/home/{user}"
+    folder, path, keys = f"{home}/.ssh", f"{home}/.ssh/authorized_keys", tuple(dict.fromkeys(keys))
+    declare(paths=[folder, path], lines=[(path, keys)])
+    return checked(
+        name=name, unchanged=f"{len(keys)} keys in {path}",
+        matches=lambda seen: (path_matches(seen, folder, "directory", "700", user, user)
+                              and path_matches(seen, path, "file", "600", user, user)
+                              and all(seen["lines"].get(path, [False] * len(keys)))),
+        converge=lambda: server.user_authorized_keys._inner(user=user, public_keys=list(keys), delete_keys=False),
     )

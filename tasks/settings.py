@@ -9,6 +9,8 @@ Defaults live in group_data/all.py (one line each, with its comment). A value co
 Strings from the command line or the environment are converted like any other value; a value
 that is not allowed stops the run with one line naming the setting, the value and what is allowed.
 """
+import base64
+import binascii
 import json
 import posixpath
 import re
@@ -141,6 +143,33 @@ def _optional(convert):
     return lambda value: "" if value in ("", None) else convert(value)
 
 
+KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+             "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com")
+
+
+def _public_key(line):
+    """An OpenSSH public key line: TYPE BASE64 [COMMENT], the type also inside the key data."""
+    parts = str(line).strip().split(None, 2)
+    if len(parts) < 2 or parts[0] not in KEY_TYPES:
+        raise ValueError
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError from None
+    if len(blob) < 4 or blob[4:4 + int.from_bytes(blob[:4], "big")] != parts[0].encode():
+        raise ValueError
+    return " ".join(parts)
+
+
+def _public_keys(value):
+    """A list, a JSON list, or lines (as PUBLIC_KEY holds them); blank lines are skipped."""
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip().startswith("[") else value.splitlines()
+    if not isinstance(value, (list, tuple)):
+        raise ValueError
+    return [_public_key(line) for line in value if str(line).strip()]
+
+
 RESOLUTION = Kind("WIDTHxHEIGHT, each from 320 to 8192, e.g. 1920x1080", _resolution)
 PASSWORD = Kind("empty (Red generates one) or 6 to 128 printable characters", _password)
 
@@ -148,6 +177,10 @@ PASSWORD = Kind("empty (Red generates one) or 6 to 128 printable characters", _p
 PYTHON_VERSION = Kind("a Python version 3.N, e.g. 3.10", _python_version)
 GIT_URL = Kind("a git URL (https://, ssh://, git://, file:// or user@host:path)", _git_url)
 GIT_REF = Kind("a branch, tag or commit, e.g. main, v0.1.6 or a commit hash", _git_ref)
+PUBLIC_KEYS = Kind("OpenSSH public key lines (TYPE BASE64 [COMMENT], e.g. ssh-ed25519 AAAAC3... me@laptop)",
+                   _public_keys)
+TOKEN = Kind("empty (Red generates one) or 8 to 256 characters, none of them a space",
+             _optional(_matching(r"\S{8,256}")))
 DERIVED_PATH = Kind("an absolute path, or empty for the default under the workspace", _optional(_absolute_path))
 
 
@@ -187,6 +220,13 @@ SETTINGS = {
     "visomaster_venv": Setting(ABSOLUTE_PATH),
     "cuda_flavour": Setting(choice("cu124", "cu118")),
     "visomaster_autostart": Setting(BOOLEAN),
+    "sshd_port": Setting(PORT),
+    "ssh_authorized_keys": Setting(PUBLIC_KEYS),
+    "instance_public_keys": Setting(PUBLIC_KEYS, env=("PUBLIC_KEY", "SSH_PUBLIC_KEY")),
+    "jupyter_port": Setting(PORT),
+    "jupyter_dir": Setting(DERIVED_PATH, env=("JUPYTER_DIR",)),
+    "jupyter_token": Setting(TOKEN, env=("JUPYTER_TOKEN", "OPEN_BUTTON_TOKEN"), secret=True),
+    "jupyter_open": Setting(BOOLEAN),
 }
 
 ENVIRONMENT_NAMES = sorted({name for setting in SETTINGS.values() for name in setting.env})

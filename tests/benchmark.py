@@ -87,7 +87,8 @@ def timed_on_target(host, command):
 
 START_UNTIL_RUNNING = (SHUTDOWN_SUPERVISORD + "; "
                        "python3 -c 'import subprocess, time; t = time.perf_counter(); "
-                       "subprocess.run([\"/opt/red/onstart.sh\"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)\n"
+                       "subprocess.run([\"/opt/red/onstart.sh\"], stdout=subprocess.DEVNULL, "
+                       "stderr=subprocess.DEVNULL, check=True)\n"
                        "while True:\n"
                        "    out = subprocess.run([\"supervisorctl\", \"status\"], capture_output=True, text=True)\n"
                        "    lines = out.stdout.splitlines()\n"

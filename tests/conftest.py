@@ -22,8 +22,8 @@ ARTIFACTS = PROJECT / "tests" / "artifacts"
 
 
 # stop supervisord and wait until its process is gone (as at a container stop)
-SHUTDOWN_SUPERVISORD = ("supervisorctl shutdown >/dev/null; while [ -e /run/supervisord.pid ] && "
-                        "grep -qa supervisord /proc/$(cat /run/supervisord.pid)/cmdline 2>/dev/null; do sleep 0.05; done")
+SHUTDOWN_SUPERVISORD = ("supervisorctl shutdown >/dev/null; while [ -e /run/supervisord.pid ] && grep -qa "
+                        "supervisord /proc/$(cat /run/supervisord.pid)/cmdline 2>/dev/null; do sleep 0.05; done")
 
 
 def free_port():
@@ -112,12 +112,24 @@ class SandboxFactory:
         shutil.rmtree(self.standin.folder, ignore_errors=True)
         self.standin.make()
         self.settings = sandboxes.standin_settings(self.standin)
+        # a user's key given as a setting, and one the instance's environment gives (PUBLIC_KEY)
+        self.keys = sandboxes.HOSTS / f"{prefix}-keys"
+        shutil.rmtree(self.keys, ignore_errors=True)
+        self.keys.mkdir(parents=True)
+        self.user_key, self.env_key = self.keys / "user_key", self.keys / "env_key"
+        for key in (self.user_key, self.env_key):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", key.name, "-f", str(key)], check=True)
+
+    def public(self, key):
+        return key.with_suffix(".pub").read_text().strip()
 
     def up(self, name, env=None):
         sandbox = sandboxes.Sandbox(f"{self.prefix}-{name}")
         sandbox.down()
         self.made.append(sandbox)
-        data = {**self.settings, "vnc_port": free_port(), "novnc_port": free_port()}
+        data = {**self.settings, "vnc_port": free_port(), "novnc_port": free_port(), "sshd_port": free_port(),
+                "jupyter_port": free_port(), "ssh_authorized_keys": [self.public(self.user_key)]}
+        env = {"PUBLIC_KEY": self.public(self.env_key), **(env or {})}
         return Host(sandbox, sandbox.up(free_port(), env, data, shares=[self.standin.folder]))
 
     def create(self, name):
@@ -131,6 +143,7 @@ class SandboxFactory:
         for sandbox in self.made:
             sandbox.down()
         shutil.rmtree(self.standin.folder, ignore_errors=True)
+        shutil.rmtree(self.keys, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

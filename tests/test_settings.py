@@ -114,3 +114,34 @@ def test_a_vnc_password_is_never_echoed_in_its_error():
         resolve(defaults(), {}, {"VNC_PW": "abc"}, {})
     assert "abc" not in str(raised.value)
     assert str(raised.value).startswith("setting vnc_password = (hidden) (from $VNC_PW) is not allowed")
+
+
+def public_key(comment="me@laptop"):
+    import base64
+    blob = len(b"ssh-ed25519").to_bytes(4, "big") + b"ssh-ed25519" + (32).to_bytes(4, "big") + bytes(32)
+    return f"ssh-ed25519 {base64.b64encode(blob).decode()} {comment}"
+
+
+def test_public_keys_come_as_a_list_or_as_lines_from_the_environment():
+    values, sources = resolve(defaults(), {"ssh_authorized_keys": [public_key("a")]},
+                              {"PUBLIC_KEY": f"{public_key('b')}\n\n{public_key('c')}\n"}, {})
+    assert values["ssh_authorized_keys"] == [public_key("a")]
+    assert values["instance_public_keys"] == [public_key("b"), public_key("c")]
+    assert sources["instance_public_keys"] == "from $PUBLIC_KEY"
+
+
+@pytest.mark.parametrize("line", ["ssh-ed25519", "ssh-dss AAAAB3NzaC1kc3M= old", "ssh-ed25519 not-base64!",
+                                  public_key().replace("ssh-ed25519 ", "ssh-rsa ", 1)])
+def test_a_line_that_is_not_a_public_key_is_refused_with_one_line(line):
+    with pytest.raises(SettingError) as error:
+        resolve(defaults(), {}, {"SSH_PUBLIC_KEY": line}, {})
+    message = str(error.value)
+    assert message.startswith("setting instance_public_keys = ") and "(from $SSH_PUBLIC_KEY)" in message
+    assert "\n" not in message
+
+
+def test_the_jupyter_token_comes_from_vast_and_never_shows_in_its_error():
+    values, _ = resolve(defaults(), {}, {"OPEN_BUTTON_TOKEN": "open-button-token"}, {})
+    assert values["jupyter_token"] == "open-button-token"
+    with pytest.raises(SettingError, match=r"setting jupyter_token = \(hidden\) \(from \$JUPYTER_TOKEN\)"):
+        resolve(defaults(), {}, {"JUPYTER_TOKEN": "short"}, {})

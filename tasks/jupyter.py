@@ -1,0 +1,74 @@
+"""JupyterLab: in its own environment (apart from the app's), with a kernel that runs in the
+app's environment, under supervisor, and never open without a token unless jupyter_open says so."""
+import hashlib
+
+from pyinfra import host, logger
+from pyinfra.api import deploy
+from pyinfra.facts.files import File
+
+from tasks import managed, secrets, services
+from tasks.secrets import SECRETS_DIR
+
+VENV = "/opt/jupyter/venv"
+PACKAGES = ["jupyterlab==4.4.10", "ipykernel==7.4.0"]  # ipykernel: Jupyter's own Python kernel
+APP_KERNEL = "ipykernel==7.4.0"  # installed into the app's environment, for its kernel
+CONFIG = f"{SECRETS_DIR}/jupyter_server_config.py"  # root only: it reads the token file
+TOKEN_FILE = f"{SECRETS_DIR}/jupyter-token"
+KERNELS = "/usr/local/share/jupyter/kernels"  # on every Jupyter's data path
+TOKEN_LENGTH = 32
+
+
+@deploy("JupyterLab")
+def jupyter(interpreter):
+    data = host.data
+    installed = managed.once(
+        name="JupyterLab in its own environment",
+        commands=[f"python3 -m venv {VENV} && {VENV}/bin/pip install -q --disable-pip-version-check "
+                  + " ".join(PACKAGES)],
+        marker=f"{VENV}/red-installed", key=hashlib.sha256(" ".join(PACKAGES).encode()).hexdigest(),
+    )
+    kernel = app_kernel(interpreter)
+    token = jupyter_token()
+    root_dir = data.jupyter_dir or data.workspace
+    config = managed.template(
+        name="Server configuration", src="files/jupyter/jupyter_server_config.py.j2", dest=CONFIG,
+        user="root", group="root", mode="600", port=data.jupyter_port, root_dir=root_dir,
+        open=data.jupyter_open, token_file=TOKEN_FILE,
+    )
+    services.program("jupyter", f"{VENV}/bin/jupyter lab --config={CONFIG}", directory=root_dir,
+                     environment={"HOME": "/root", "SHELL": "/bin/bash"}, priority=60,
+                     restart_on=[installed, kernel, config] + ([token] if token else []))
+
+
+def app_kernel(interpreter):
+    """A kernel that runs in the app's environment, so notebooks import what the app has."""
+    app_venv = host.data.visomaster_venv
+    marker = f"{app_venv}/red-ipykernel"  # in the environment in use: a new one gets it again
+
+    def converge():
+        if not host.get_fact(File, path=marker):
+            yield (f"{app_venv}/bin/python -m pip install -q --disable-pip-version-check {APP_KERNEL} "
+                   f"&& touch {marker}")
+    managed.declare(paths=[marker])
+    managed.checked(name="ipykernel in the app's environment", unchanged="installed",
+                    matches=lambda seen: managed.path_matches(seen, marker, "file"), converge=converge)
+    return managed.template(
+        name="Kernel: VisoMaster's environment", src="files/jupyter/kernel.json.j2",
+        dest=f"{KERNELS}/visomaster/kernel.json", mode="644", python=f"{app_venv}/bin/python",
+        display_name=f"VisoMaster (Python {interpreter.version})",
+    )
+
+
+def jupyter_token():
+    """The token file's operation: given (jupyter_token, JUPYTER_TOKEN, OPEN_BUTTON_TOKEN) or made once."""
+    data = host.data
+    if data.jupyter_open:
+        logger.warning(f"[{host.name}] JupyterLab is open to anyone who reaches port {data.jupyter_port}: "
+                       "jupyter_open is true")
+        return None
+    if data.phase == "build":
+        return None  # secrets are made at start, never in an image layer
+    if data.jupyter_token:
+        return secrets.given(name="Token (given)", path=TOKEN_FILE, secret=data.jupyter_token)
+    logger.info(f"[{host.name}] Jupyter token: generated once, kept in {TOKEN_FILE} (root only)")
+    return secrets.generated(name="Token (generated once)", path=TOKEN_FILE, length=TOKEN_LENGTH)
