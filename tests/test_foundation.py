@@ -50,7 +50,8 @@ def test_hosts_named_on_the_command_line_get_the_same_defaults(provisioned):
         [sys.executable, "-m", "pyinfra", "-y", "--json", "127.0.0.1", "deploy.py", "--ssh-port", str(info["port"]),
          "--ssh-user", "root", "--ssh-key", info["key"], "--data", "ssh_known_hosts_file=/dev/null",
          "--data", "ssh_strict_host_key_checking=no",
-         *[f"--data={name}={value}" for name, value in info["data"].items()]],
+         *[f"--data={name}={value if isinstance(value, str) else json.dumps(value)}"
+           for name, value in info["data"].items()]],
         cwd=PROJECT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["results"]["totals"]["success"] == 0
@@ -152,6 +153,10 @@ def test_phase_build_in_a_fresh_rootfs_starts_nothing_and_converges(sandbox_fact
     assert replay_dockerfile(rootfs, {"RED_DATA": settings}) == 0
     assert rootfs.rootfs.joinpath("etc/supervisor/supervisord.conf").exists()
     assert not rootfs.rootfs.joinpath("run/supervisor.sock").exists(), "supervisord was started in a build"
+    assert rootfs.rootfs.joinpath("etc/ssh/red-host-keys").read_text() == "build\n", \
+        "host keys made in an image are marked, to be replaced at each container's first start"
+    assert not rootfs.rootfs.joinpath("etc/red/vnc-password").exists(), "no secret in an image layer"
+    assert not rootfs.rootfs.joinpath("etc/red/jupyter-token").exists(), "no secret in an image layer"
     second = rootfs.run(f"cd /opt/red && venv/bin/pyinfra -y --json @local deploy.py --data phase=build {settings} "
                         "> /tmp/second.json 2>/tmp/second.err; echo rc=$?; ps -eo comm=",
                         capture_output=True, text=True)
@@ -160,4 +165,14 @@ def test_phase_build_in_a_fresh_rootfs_starts_nothing_and_converges(sandbox_fact
     assert set(lines[1:]) <= {"bash", "ps"}, f"processes left by the build: {lines[1:]}"
     report = json.loads(rootfs.rootfs.joinpath("tmp/second.json").read_text())
     assert report["results"]["totals"]["success"] == 0
+    assert rootfs.processes() == []
+    # a container from the image starts (twice): its host keys are its own, made at the first start only
+    image_key = rootfs.rootfs.joinpath("etc/ssh/ssh_host_ed25519_key.pub").read_text()
+    keys = []
+    for _ in range(2):
+        started = rootfs.run("/opt/red/onstart.sh > /tmp/start.log 2>&1", capture_output=True)
+        assert started.returncode == 0, rootfs.rootfs.joinpath("tmp/start.log").read_text()[-2000:]
+        assert rootfs.rootfs.joinpath("etc/ssh/red-host-keys").read_text() == "instance\n"
+        keys.append(rootfs.rootfs.joinpath("etc/ssh/ssh_host_ed25519_key.pub").read_text())
+    assert keys[0] != image_key and keys[1] == keys[0]
     assert rootfs.processes() == []
