@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Red's benchmark: where a run spends its time, on fresh sandbox hosts (not a test: it prints).
 
-    .venv/bin/python tests/benchmark.py
+    .venv/bin/python tests/benchmark.py           # everything (sandboxes, several minutes)
+    .venv/bin/python tests/benchmark.py fetcher   # the model fetcher against curl only
 
 Prints: a cold apply; with the snapshot off and on, side by side, the remote commands and seconds
 of a no-op re-apply on loopback and at 100 ms round trip (SSH through tests/latency_proxy.py),
@@ -120,7 +121,39 @@ def open_novnc_quietly(browser, port, password):
         return False
 
 
+def fetcher_against_curl(size=1 << 30, repeat=3):
+    """MB/s of the model fetcher and of curl, one large file from the same local server, in turns
+    (files on /dev/shm, so the disk is not what is measured)."""
+    import hashlib
+    import tempfile
+    from models_server import ModelServer
+    content = os.urandom(1 << 20) * (size >> 20)
+    rates = {"curl": [], "red-models": []}
+    with ModelServer({"/big.bin": content}) as server, tempfile.TemporaryDirectory(dir="/dev/shm") as folder:
+        manifest = Path(folder) / "manifest.json"
+        manifest.write_text(json.dumps([{"name": "big", "path": "big.bin", "url": server.url("/big.bin"),
+                                         "sha256": hashlib.sha256(content).hexdigest()}]))
+        commands = {"curl": ["curl", "-s", "-o", f"{folder}/curl.bin", server.url("/big.bin")],
+                    "red-models": [sys.executable, str(PROJECT / "files/models/red-models"), "--manifest",
+                                   str(manifest), "--dir", f"{folder}/models"]}
+        for _ in range(repeat):
+            for name, command in commands.items():
+                started = time.perf_counter()
+                subprocess.run(command, check=True, capture_output=True)
+                rates[name].append(size / (time.perf_counter() - started) / 1e6)
+                subprocess.run(["rm", "-rf", f"{folder}/curl.bin", f"{folder}/models"], check=True)
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
+def print_fetcher(rates):
+    print(f"{'one 1 GiB model file on loopback (median of 3)':52} red-models {rates['red-models']:.0f} MB/s, "
+          f"curl {rates['curl']:.0f} MB/s ({rates['red-models'] / rates['curl']:.0%} of curl)")
+
+
 def main():
+    if sys.argv[1:] == ["fetcher"]:
+        print_fetcher(fetcher_against_curl())
+        return
     factory = SandboxFactory("bench")
     try:
         hosts = [factory.up(name) for name in "abcd"]
@@ -143,6 +176,7 @@ def main():
     print(f"{'no-op re-apply with @local on the target':52} {median(local):7.2f} s")
     print(f"{'start phase until every program RUNNING':52} {median(start):7.2f} s")
     print(f"{'supervisord start to a connected noVNC session':52} {median(novnc):7.2f} s")
+    print_fetcher(fetcher_against_curl())
 
 
 if __name__ == "__main__":
