@@ -11,7 +11,7 @@ import socket
 from pyinfra import host
 from pyinfra.connectors.local import LocalConnector
 
-from tasks import desktop, jupyter, managed, onstart, python, services, ssh, system, visomaster
+from tasks import desktop, jupyter, managed, models, onstart, python, services, ssh, system, visomaster
 from tasks.settings import ENVIRONMENT_NAMES, SAVED_SETTINGS, SETTINGS, SettingError, check, resolve, savable
 
 
@@ -68,7 +68,7 @@ system.system()
 services.supervisor()
 desktop.desktop()
 app_python = python.python()
-visomaster.visomaster(app_python)
+models.models(visomaster.visomaster(app_python))
 jupyter.jupyter(app_python)
 ssh.ssh()
 onstart.red_on_instance(savable(settings, sources))

@@ -90,3 +90,18 @@ jupyter_token = ""
 
 # Open JupyterLab without any token (warns): only behind another lock.
 jupyter_open = False
+
+# When model files are fetched: build (in the apply: image build, provision), start (in the background), never.
+models_at = "start"
+
+# Where the model files live (the checkout's model_assets links here); empty: <workspace>/models.
+models_dir = ""
+
+# A JSON manifest of the model files ([{"name", "path", "sha256", "url"}]); empty: the checkout's own model table.
+models_manifest = ""
+
+# How many model files are fetched at once.
+models_parallel = 4
+
+# A mirror that replaces the download host of every model URL, e.g. http://10.0.0.5:8000; empty: the URLs as listed.
+models_base_url = ""

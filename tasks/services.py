@@ -47,10 +47,11 @@ class Program:
     conf: object  # the operation that writes its file
     restart_on: list  # operations whose change restarts it
     autostart: bool
+    oneshot: bool  # runs to its end at each start; a finished one is not started again
 
 
 def program(name, command, user="root", directory="/", environment=None, priority=100,
-            autostart=True, startsecs=1, restart_on=()):
+            autostart=True, startsecs=1, restart_on=(), oneshot=False):
     """Declare a supervisor program; its output goes to logs_dir/NAME.log. It is restarted when
     its own file changes, or when an operation in `restart_on` (a file it reads) changed."""
     environment = ",".join(f'{key}="{value}"' for key, value in (environment or {}).items())
@@ -59,9 +60,10 @@ def program(name, command, user="root", directory="/", environment=None, priorit
         src="files/supervisor/program.conf.j2", dest=f"{PROGRAMS_DIR}/{PROGRAM_PREFIX}{name}.conf",
         mode="644", program=name, command=command, run_as=user, directory=directory,
         environment=environment, priority=priority, autostart=str(autostart).lower(),
+        autorestart=str(not oneshot).lower(),
         startsecs=startsecs, **_log_settings(),
     )
-    _changes[host.name]["programs"][name] = Program(conf, list(restart_on), autostart)
+    _changes[host.name]["programs"][name] = Program(conf, list(restart_on), autostart, oneshot)
     return conf
 
 
@@ -112,7 +114,7 @@ def converge_programs(main, programs, removed):
     dependents = [name for name, program in programs.items()
                   if not changed(program.conf) and any(changed(op) for op in program.restart_on)]
     stopped = [name for name, program in programs.items()
-               if program.autostart and not changed(program.conf) and name not in dependents
+               if program.autostart and not program.oneshot and not changed(program.conf) and name not in dependents
                and states.get(name) in NOT_RUNNING]
     if not updated and not dependents and not stopped:
         host.noop("supervisord runs, as configured")

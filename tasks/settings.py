@@ -227,6 +227,12 @@ SETTINGS = {
     "jupyter_dir": Setting(DERIVED_PATH, env=("JUPYTER_DIR",)),
     "jupyter_token": Setting(TOKEN, env=("JUPYTER_TOKEN", "OPEN_BUTTON_TOKEN"), secret=True),
     "jupyter_open": Setting(BOOLEAN),
+    "models_at": Setting(choice("build", "start", "never")),
+    "models_dir": Setting(DERIVED_PATH),
+    "models_manifest": Setting(DERIVED_PATH),
+    "models_parallel": Setting(Kind("a number of files fetched at once, 1 to 16", _integer(1, 16))),
+    "models_base_url": Setting(Kind("empty, or an http(s) URL that replaces the download host",
+                                    _optional(_matching(r"https?://[^\s/]+(/\S*)?")))),
 }
 
 ENVIRONMENT_NAMES = sorted({name for setting in SETTINGS.values() for name in setting.env})

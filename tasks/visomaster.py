@@ -14,11 +14,19 @@ PACKAGES = ["libxcb-cursor0", "libxcb-icccm4", "libxcb-image0", "libxcb-keysyms1
 DEPS_SCRIPT = "/usr/local/bin/red-visomaster-deps"
 LAUNCHER = "/usr/local/bin/red-visomaster"
 # the app writes these relative to its folder: they live on the workspace, beside the checkout
-WORKSPACE_FOLDERS = {"model_assets": "models", "tensorrt-engines": "tensorrt-engines"}
 
 
 def checkout_dir():
     return host.data.visomaster_dir or f"{host.data.workspace}/VisoMaster"
+
+
+def models_dir():
+    return host.data.models_dir or f"{host.data.workspace}/models"
+
+
+def workspace_folders():
+    """Folders the app writes relative to its checkout, kept on the workspace (they outlast a new checkout)."""
+    return {"model_assets": models_dir(), "tensorrt-engines": f"{host.data.workspace}/tensorrt-engines"}
 
 
 @deploy("VisoMaster")
@@ -31,19 +39,20 @@ def visomaster(interpreter):
     code = [managed.checkout(name=f"Checkout at {data.visomaster_ref}", repo=data.visomaster_repo,
                              ref=data.visomaster_ref, path=checkout, user=data.desktop_user),
             python_packages(interpreter, checkout)]
-    for name, folder in WORKSPACE_FOLDERS.items():
-        managed.directory(name=f"Workspace folder {folder}", path=f"{data.workspace}/{folder}",
-                          user=data.desktop_user, group=data.desktop_user, mode="2775")
-        managed.link(name=f"{name} on the workspace", path=f"{checkout}/{name}", target=f"{data.workspace}/{folder}")
+    for name, folder in workspace_folders().items():
+        managed.directory(name=f"Folder {folder}", path=folder, user=data.desktop_user, group=data.desktop_user,
+                          mode="2775")
+        managed.link(name=f"{name} on the workspace", path=f"{checkout}/{name}", target=folder)
     managed.directory(name="Workspace folder output", path=f"{data.workspace}/output",
                       user=data.desktop_user, group=data.desktop_user, mode="2775")
     launcher = managed.template(
         name="Launcher", src="files/visomaster/red-visomaster.j2", dest=LAUNCHER, mode="755",
         run_as=data.desktop_user, display=DISPLAY, venv=data.visomaster_venv, checkout=checkout,
-        wait_for_display=WAIT_FOR_DISPLAY,
+        wait_for_display=WAIT_FOR_DISPLAY, caches=f"{data.workspace}/.cache",
     )
     services.program("visomaster", LAUNCHER, user=data.desktop_user, directory=checkout, priority=50,
                      autostart=data.visomaster_autostart, startsecs=3, restart_on=[launcher, *code])
+    return code[0]
 
 
 def python_packages(interpreter, checkout):

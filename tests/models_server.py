@@ -11,6 +11,7 @@ class ModelServer:
         self.sent = Counter()  # URL path -> body bytes sent
         self.cut_after = {}  # URL path -> bytes after which the next transfer is cut (once)
         self.silent = set()  # URL paths whose requests get no answer at all
+        self.delay = 0.0  # seconds of wait after each MiB sent (a slow link)
         self.requests = []
         server = self
 
@@ -61,6 +62,8 @@ class ModelServer:
                 for offset in range(0, len(view), 1 << 20):
                     self.wfile.write(view[offset:offset + (1 << 20)])
                     server.sent[self.path] += len(view[offset:offset + (1 << 20)])
+                    if server.delay:
+                        threading.Event().wait(server.delay)
                 if cut is not None:
                     self.close_connection = True
 

@@ -4,9 +4,10 @@ import hashlib
 import json
 import subprocess
 import sys
+import time
 
 import pytest
-from conftest import PROJECT
+from conftest import PROJECT, converge
 from models_server import ModelServer
 
 FETCHER = PROJECT / "files" / "models" / "red-models"
@@ -138,3 +139,67 @@ def test_a_mirror_replaces_the_download_host(tmp_path, served):
     done = fetch(table(tmp_path, files, "https://github.com"), tmp_path / "models", "--base-url", server.url(""))
     assert done.returncode == 0, done.stderr
     assert {r[1] for r in server.requests if r[0] == "GET"} == {url_path(name) for name in files}
+
+
+# -- end to end: the deploy fetches them on a sandbox host (models_at) ------------------------------
+
+MODELS = "/data/models"  # the provisioned host's WORKSPACE is /data
+
+
+@pytest.fixture
+def models_served(provisioned, sandbox_factory):
+    """The stand-in app gets a model table (as upstream's, URLs on GitHub); a local server is the mirror."""
+    files = model_files([2 << 20, 1 << 20, 64 << 10])
+    with ModelServer({url_path(name): content for name, content in files.items()}) as server:
+        yield server, files, sandbox_factory.standin
+
+
+def commit_table(standin, files, tmp_path):
+    text = table(tmp_path, files, "https://github.com").read_text()
+    return standin.commit("A model table", {"app/processors/models_data.py": text}, push=True)
+
+
+def test_models_at_build_are_fetched_in_the_apply_and_a_second_apply_reads_nothing(provisioned, models_served,
+                                                                                     tmp_path):
+    server, files, standin = models_served
+    commit_table(standin, files, tmp_path)
+    settings = ["--data", "models_at=build", "--data", f"models_base_url={server.url('')}"]
+    run = converge([provisioned], *settings)
+    assert "Models | Fetch and verify the model files" in run.changed(provisioned)
+    for name, content in files.items():
+        assert provisioned.path(f"{MODELS}/sub/{name}").read_bytes() == content
+    assert provisioned.ssh(f"stat -c %U {MODELS}/sub/model_0.onnx").stdout.strip() == "red"
+    assert provisioned.ssh("ls /data/VisoMaster/model_assets/sub/").stdout.split() == sorted(files)
+    requests = len(server.requests)
+    assert converge([provisioned], *settings).changed(provisioned) == []
+    assert len(server.requests) == requests, "a second apply asks the network nothing"
+
+
+def test_models_at_start_come_in_the_background_while_the_desktop_is_up(provisioned, models_served, tmp_path):
+    server, _, standin = models_served
+    files = model_files([3 << 20, 2 << 20])  # another list than the build test's
+    server.files.update({url_path(name): content for name, content in files.items()})
+    commit_table(standin, files, tmp_path)
+    server.delay = 2.0  # about six seconds for the whole list
+    folder = "/data/models-at-start"
+    run = converge([provisioned], "--data", "models_at=start", "--data", f"models_base_url={server.url('')}",
+                   "--data", f"models_dir={folder}")
+    assert "Models | Supervisor program models" in run.changed(provisioned)
+    status = provisioned.path(f"{folder}/.red-status.json")
+    seen, desktop_meanwhile = [], None
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if status.exists():
+            state = json.loads(status.read_text())
+            seen.append((state["state"], state["bytes_done"], state["bytes_total"]))
+            if state["state"] == "fetching" and desktop_meanwhile is None:
+                desktop_meanwhile = provisioned.ssh("supervisorctl status", check=False).stdout
+            if state["state"] != "fetching":
+                break
+        time.sleep(0.2)
+    assert any(state == "fetching" and 0 < done < total for state, done, total in seen), seen
+    assert seen[-1][0] == "done", seen
+    assert all(f"{program} " in desktop_meanwhile and "RUNNING" in desktop_meanwhile.split(f"{program} ")[1][:40]
+               for program in ("xvfb", "x11vnc", "novnc")), desktop_meanwhile
+    assert provisioned.path(f"{folder}/sub/model_0.onnx").read_bytes() == files["model_0.onnx"]
+    converge([provisioned])  # back to the sandbox's settings

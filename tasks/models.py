@@ -1,0 +1,60 @@
+"""VisoMaster's model files: fetched and verified by files/models/red-models (standard library,
+on the target), during the apply (models_at=build), in the background under supervisor at every
+start (models_at=start), or never. Their state is in STATUS for diagnostics."""
+import shlex
+
+from pyinfra import host
+from pyinfra.api import deploy
+
+from tasks import managed, services
+from tasks.visomaster import checkout_dir, models_dir
+
+FETCHER = "/usr/local/bin/red-models"
+STATUS = ".red-status.json"  # in models_dir
+DONE_MARKER = ".red-fetched-list"  # in models_dir: the list as it was when every file was there
+
+
+@deploy("Models")
+def models(checkout):
+    """`checkout` is the operation that moves the app's checkout (its model table may change)."""
+    data = host.data
+    managed.put(name="red-models", src="files/models/red-models", dest=FETCHER, mode="755")
+    if data.models_at == "build":
+        fetched_during_the_apply(checkout)
+    elif data.models_at == "start":
+        services.program("models", fetch_command(), user=data.desktop_user, priority=90, startsecs=0,
+                         oneshot=True, restart_on=[checkout])
+
+
+def model_list():
+    """The manifest, or the app's own model table."""
+    return host.data.models_manifest or f"{checkout_dir()}/app/processors/models_data.py"
+
+
+def fetch_command():
+    data, folder = host.data, models_dir()
+    source = f"--manifest {shlex.quote(data.models_manifest)}" if data.models_manifest else \
+        f"--table {shlex.quote(model_list())}"
+    mirror = f" --base-url {shlex.quote(data.models_base_url)}" if data.models_base_url else ""
+    return (f"{FETCHER} {source} --dir {shlex.quote(folder)} --parallel {data.models_parallel}{mirror} "
+            f"--status {shlex.quote(f'{folder}/{STATUS}')}")
+
+
+def fetched_during_the_apply(checkout):
+    """Fetched in the apply; done again only when the list differs from the one last fetched whole
+    (kept beside the models): a second apply reads no network."""
+    folder = models_dir()
+    listed, marker = model_list(), f"{folder}/{DONE_MARKER}"
+
+    def converge():
+        done = managed.remote_sha256(marker)
+        if not done or done != managed.remote_sha256(listed):
+            user = host.data.desktop_user
+            yield f"runuser -u {user} -- {fetch_command()} && cp {shlex.quote(listed)} {shlex.quote(marker)}"
+    managed.declare(files=[listed, marker])
+    return managed.checked(
+        name="Fetch and verify the model files", unchanged="every file was fetched and verified for this list",
+        matches=lambda seen: seen["sha256"].get(marker) is not None
+        and seen["sha256"].get(marker) == seen["sha256"].get(listed),
+        converge=converge,
+    )
