@@ -1,11 +1,12 @@
-"""Red's own operations: files, templates, directories, packages, users, one-off steps and the
-files a folder may hold. Each one is checked against one snapshot of the target, taken in a single
-remote command per run for everything the deploy declares; only what differs runs pyinfra's own
-operation. A no-op apply therefore costs one command, however much the deploy manages, and every
-operation still appears in pyinfra's results.
+"""Red's own operations: files, templates, directories, links, packages, users, git checkouts,
+authorized keys, one-off steps and the files a folder may hold. Each one is checked against one
+snapshot of the target, taken in a single remote command per run for everything the deploy declares;
+only what differs runs pyinfra's own operation. A no-op apply therefore costs one command, however
+much the deploy manages, and every operation still appears in pyinfra's results.
 
 A snapshot describes exactly one request (what was declared) and is trusted only until an operation
-changes something on the host; then the next operation retakes it (one command). Each run also leaves
+changes something beyond its own item (a package, a user, a checkout, a shell step); then the next
+operation retakes it (one command). Each run also leaves
 the snapshot command on the target as a script (one per phase), and the run's first command (which
 reads the instance's environment anyway) runs it: when the deploy declares the same things again, the
 snapshot is already there, and a run with nothing to do sends that one command only. With the
@@ -59,15 +60,14 @@ def declared():
 def declare(paths=(), files=(), packages=(), users=(), listings=(), supervisor=(), checkouts=(), links=(),
             lines=()):
     record = declared()
-    record.lines.update(lines)
-    record.checkouts.update(checkouts)
-    record.links.update(links)
-    record.paths.update(paths)
+    record.paths.update(paths, files)
     record.files.update(files)
-    record.paths.update(files)
     record.packages.update(packages)
     record.users.update(users)
     record.listings.update(listings)
+    record.checkouts.update(checkouts)
+    record.links.update(links)
+    record.lines.update(lines)
     record.supervisor = supervisor or record.supervisor
 
 
@@ -114,7 +114,7 @@ def first_look(names, snapshot_on):
 
 
 def snapshot_script(name):
-    """Leaves the snapshot command on the target for the next run's first command (see remember)."""
+    """Leaves the snapshot command on the target for the next run's first command (see first_look)."""
     path = script_path()
     declare(files=[path])
 
@@ -303,6 +303,7 @@ def checkout(name, repo, ref, path, user):
         if commands:
             yield from commands
             yield f"chown -R {user}:{user} {path}"
+
     def at_commit(seen):
         wanted, found = commit(), seen["checkouts"].get(path, {})
         return wanted is None or (found.get("origin") == repo and found.get("head") == wanted)
