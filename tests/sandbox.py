@@ -366,7 +366,9 @@ def demo(port):
     sandbox = Sandbox("demo")
     sandbox.down()
     standin = StandIn(sandbox.dir / "standin").make()
-    info = sandbox.up(port, data=standin_settings(standin), shares=[standin.folder])
+    # this machine's own services may hold 22 and 8080: the demo's sshd and Jupyter take the next ports
+    data = {**standin_settings(standin), "sshd_port": port + 1, "jupyter_port": 8888}
+    info = sandbox.up(port, data=data, shares=[standin.folder])
     python = controller_python()
     env = {**os.environ, "RED_HOSTS": json.dumps([info])}
     sh(python, "-m", "pyinfra", "-y", "inventory.py", "deploy.py", cwd=PROJECT, env=env)
@@ -377,6 +379,7 @@ def demo(port):
              "supervisorctl status; echo; ls -ld /workspace /logs; ls /logs")
     print(f"\nThe sandbox host is up: {' '.join(ssh)}\n"
           f"Its desktop:  http://127.0.0.1:6901/  (password: {' '.join(ssh)} cat /etc/red/vnc-password)\n"
+          f"JupyterLab:   http://127.0.0.1:8888/lab  (token: {' '.join(ssh)} cat /etc/red/jupyter-token)\n"
           f"Re-apply:     .venv/bin/pyinfra inventory.py deploy.py   (every sandbox host that is up)\n"
           f"Take down:    python3 tests/sandbox.py down demo")
 
