@@ -11,7 +11,8 @@ from conftest import PROJECT, SHUTDOWN_SUPERVISORD, apply, converge
 MAIN_CONFIG = "/etc/supervisor/supervisord.conf"
 CONVERGE_PROGRAMS = ("Supervisor programs | Start supervisord, or reload it, or update and restart the programs "
                      "that changed or stopped")
-MANAGED_TREES = ("/etc", "/opt/red", "/data", "/logs", "/usr/sbin")
+# what an apply manages, compared file by file (not /logs: running services write there at any time)
+MANAGED_TREES = ("/etc", "/opt/red", "/data", "/usr/sbin")
 
 
 def supervisor_programs(host):
