@@ -26,6 +26,15 @@ SHUTDOWN_SUPERVISORD = ("supervisorctl shutdown >/dev/null; while [ -e /run/supe
                         "supervisord /proc/$(cat /run/supervisord.pid)/cmdline 2>/dev/null; do sleep 0.05; done")
 
 
+def supervisord_log_size(host):
+    return host.path("/logs/supervisord.log").stat().st_size
+
+
+def stopped_since(host, size):
+    """Programs supervisord stopped (as told to: not those that exited on their own) since its log had `size` bytes."""
+    return set(re.findall(r"stopped: (\S+)", host.path("/logs/supervisord.log").read_text()[size:]))
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -2,7 +2,6 @@
 keys that stay, JupyterLab behind its token with a kernel in the app's environment, both under
 supervisor."""
 import json
-import re
 import subprocess
 import time
 import urllib.error
@@ -10,7 +9,7 @@ import urllib.request
 import uuid
 
 import pytest
-from conftest import SHUTDOWN_SUPERVISORD, converge
+from conftest import SHUTDOWN_SUPERVISORD, converge, stopped_since, supervisord_log_size
 from test_desktop import wait_running
 from test_foundation import CONVERGE_PROGRAMS
 
@@ -158,13 +157,10 @@ def test_killed_it_is_back_under_supervisor(provisioned, program):
 
 
 def test_a_changed_token_restarts_jupyter_alone(provisioned):
-    log = provisioned.path("/logs/supervisord.log")
-    already = log.stat().st_size
+    log_size = supervisord_log_size(provisioned)
     run = converge([provisioned], "--data", "jupyter_token=a-given-token-123")
     assert "a-given-token-123" not in run.stdout + run.stderr
     assert run.changed(provisioned) == ["JupyterLab | Token (given)", CONVERGE_PROGRAMS]
     wait_jupyter(provisioned)
     assert token(provisioned) == "a-given-token-123"
-    # what supervisord did meanwhile: Red stopped (and started again) jupyter and nothing else
-    news = log.read_text()[already:]
-    assert set(re.findall(r"stopped: (\S+)", news)) == {"jupyter"}, news
+    assert stopped_since(provisioned, log_size) == {"jupyter"}, "Red restarted Jupyter and nothing else"
