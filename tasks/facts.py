@@ -41,8 +41,7 @@ class SupervisordPid(FactBase):
     name, and also while it is busy reloading), or None."""
 
     def command(self, pidfile):
-        return (f"pid=$(cat {pidfile} 2>/dev/null) && grep -qa supervisord /proc/$pid/cmdline 2>/dev/null "
-                "&& echo $pid || true")
+        return f"{supervisord_probe(pidfile)} && echo $pid || true"
 
     def process(self, output):
         text = "".join(output).strip()
@@ -121,9 +120,19 @@ def snapshot_command(paths, files, packages, users, listings, supervisor, checko
         steps += [f"printf '@link %s\\n' {shlex.quote(path)}", f"readlink {shlex.quote(path)}"]
     if supervisor:
         config, pidfile = supervisor
-        steps += [f"pid=$(cat {shlex.quote(pidfile)} 2>/dev/null) && grep -qa supervisord /proc/$pid/cmdline "
-                  f"2>/dev/null && echo @supervisord $pid && supervisorctl -c {shlex.quote(config)} status"]
+        steps += [f"{supervisord_probe(pidfile)} && echo @supervisord $pid && "
+                  f"supervisorctl -c {shlex.quote(config)} status"]
     return "; ".join(steps) + "; true"
+
+
+def supervisord_probe(pidfile):
+    """Sets $pid and succeeds when the pidfile names a live supervisord (not found by name)."""
+    return f"pid=$(cat {shlex.quote(pidfile)} 2>/dev/null) && grep -qa supervisord /proc/$pid/cmdline 2>/dev/null"
+
+
+def program_states(lines):
+    """program name -> state, from `supervisorctl status` lines."""
+    return dict(line.split()[:2] for line in lines if len(line.split()) >= 2)
 
 
 def _quoted(words):
@@ -175,9 +184,8 @@ def parse_snapshot(lines):
             found["links"][argument] = line
         elif section == "lines":
             found["lines"][argument].append(line == "1")
-        elif section == "supervisord" and line.split():
-            name, state = line.split()[:2]
-            found["programs"][name] = state
+        elif section == "supervisord":
+            found["programs"].update(program_states([line]))
     found["checkouts"] = {path: parse_checkout(lines) for path, lines in found["checkouts"].items()}
     return found
 
@@ -189,4 +197,4 @@ class SupervisorStatus(FactBase):
         return f"supervisorctl -c {config} status || true"
 
     def process(self, output):
-        return dict(line.split()[:2] for line in output if len(line.split()) >= 2)
+        return program_states(output)

@@ -174,7 +174,7 @@ def put(name, src, dest, user=None, group=None, mode=None, secret=False):
     content = src if isinstance(src, bytes) else open(project_path(src), "rb").read()
     if secret:
         def converge():  # like files.put, but without a diff and never showing the content
-            if host.get_fact(Sha256File, path=dest) != sha256(content):
+            if remote_sha256(dest) != sha256(content):
                 host.log(f"Will write the secret {dest} (not shown)")
                 yield FileUploadCommand(io.BytesIO(content), dest, remote_temp_filename=host.get_temp_filename(dest))
             yield from files.file._inner(path=dest, user=user, group=group, mode=mode)
@@ -254,7 +254,7 @@ def once(name, commands, marker, key):
     recorded = (key + "\n").encode()
 
     def converge():
-        if host.get_fact(Sha256File, path=marker) != sha256(recorded):
+        if remote_sha256(marker) != sha256(recorded):
             yield from commands
             yield f"echo {key} > {marker}"
     declare(files=[marker])
@@ -263,6 +263,21 @@ def once(name, commands, marker, key):
         matches=lambda seen: seen["sha256"].get(marker) == sha256(recorded),
         converge=converge,
     )
+
+
+def until_copied(name, unchanged, source, copy, command):
+    """Runs `command` unless `copy` holds what `source` holds; the command leaves that copy when it
+    succeeds, so a failed run is retried by the next apply (a step keyed by a file on the target)."""
+    def converge():
+        done = remote_sha256(copy)
+        if not done or done != remote_sha256(source):
+            yield command
+
+    def holds_the_copy(seen):
+        copied = seen["sha256"].get(copy)
+        return copied is not None and copied == seen["sha256"].get(source)
+    declare(files=[source, copy])
+    return checked(name=name, unchanged=unchanged, matches=holds_the_copy, converge=converge)
 
 
 def only(name, folder, pattern, keep):

@@ -20,7 +20,7 @@ def models(checkout):
     data = host.data
     managed.put(name="red-models", src="files/models/red-models", dest=FETCHER, mode="755")
     if data.models_at == "build":
-        fetched_during_the_apply(checkout)
+        fetched_during_the_apply()
     elif data.models_at == "start":
         services.program("models", fetch_command(), user=data.desktop_user, priority=90, startsecs=0,
                          oneshot=True, restart_on=[checkout])
@@ -40,21 +40,13 @@ def fetch_command():
             f"--status {shlex.quote(f'{folder}/{STATUS}')}")
 
 
-def fetched_during_the_apply(checkout):
+def fetched_during_the_apply():
     """Fetched in the apply; done again only when the list differs from the one last fetched whole
     (kept beside the models): a second apply reads no network."""
-    folder = models_dir()
-    listed, marker = model_list(), f"{folder}/{DONE_MARKER}"
-
-    def converge():
-        done = managed.remote_sha256(marker)
-        if not done or done != managed.remote_sha256(listed):
-            user = host.data.desktop_user
-            yield f"runuser -u {user} -- {fetch_command()} && cp {shlex.quote(listed)} {shlex.quote(marker)}"
-    managed.declare(files=[listed, marker])
-    return managed.checked(
+    listed, marker = model_list(), f"{models_dir()}/{DONE_MARKER}"
+    return managed.until_copied(
         name="Fetch and verify the model files", unchanged="every file was fetched and verified for this list",
-        matches=lambda seen: seen["sha256"].get(marker) is not None
-        and seen["sha256"].get(marker) == seen["sha256"].get(listed),
-        converge=converge,
+        source=listed, copy=marker,
+        command=(f"runuser -u {host.data.desktop_user} -- {fetch_command()} "
+                 f"&& cp {shlex.quote(listed)} {shlex.quote(marker)}"),
     )

@@ -60,17 +60,9 @@ def python_packages(interpreter, checkout):
     use was made from (kept inside it): a no-op apply runs no pip."""
     data = host.data
     requirements = f"{checkout}/requirements_{data.cuda_flavour}.txt"
-    marker = f"{data.visomaster_venv}/red-requirements.txt"
-
-    def converge():
-        installed = managed.remote_sha256(marker)
-        if not installed or installed != managed.remote_sha256(requirements):
-            yield (f"{DEPS_SCRIPT} {interpreter.command} {data.visomaster_venv} {requirements} {checkout} "
-                   f"{data.logs_dir}/visomaster-pip.log")
-    managed.declare(files=[requirements, marker])
-    return managed.checked(
+    return managed.until_copied(
         name=f"Python packages (requirements_{data.cuda_flavour}.txt)", unchanged="installed, as the file says",
-        matches=lambda seen: seen["sha256"].get(marker) is not None
-        and seen["sha256"].get(marker) == seen["sha256"].get(requirements),
-        converge=converge,
+        source=requirements, copy=f"{data.visomaster_venv}/red-requirements.txt",  # the deps script copies it
+        command=(f"{DEPS_SCRIPT} {interpreter.command} {data.visomaster_venv} {requirements} {checkout} "
+                 f"{data.logs_dir}/visomaster-pip.log"),
     )
