@@ -11,7 +11,7 @@ import socket
 from pyinfra import host
 from pyinfra.connectors.local import LocalConnector
 
-from tasks import desktop, jupyter, managed, models, onstart, python, services, ssh, system, visomaster
+from tasks import desktop, jupyter, managed, models, onstart, python, services, ssh, system, visomaster, workspace
 from tasks.settings import ENVIRONMENT_NAMES, SAVED_SETTINGS, SETTINGS, SettingError, check, resolve, savable
 
 
@@ -24,12 +24,12 @@ def disable_nagle():
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def instance_environment(snapshot):
+def instance_environment(snapshot, phase):
     """vast's variables as the instance sees them: the container's main process's environment
     (an SSH session or a shell started by hand does not have them), and on @local this
     process's own on top (a Dockerfile's ENV, a variable set for onstart.sh). The same command
     brings back the snapshot the last run left, when `snapshot` is on."""
-    look = managed.first_look(ENVIRONMENT_NAMES, snapshot)
+    look = managed.first_look(ENVIRONMENT_NAMES, snapshot, lock=phase == "provision")  # onstart.sh locks a start
     host.data.os_release = look["os_release"]
     environment = look["environment"]
     if isinstance(host.connector, LocalConnector):
@@ -53,7 +53,8 @@ def checked_settings():
         phase, snapshot = (check(name, command_line.get(name, defaults.get(name)),
                                  "from --data" if name in command_line else "from group_data")
                            for name in ("phase", "snapshot"))
-        values, sources = resolve(defaults, command_line, instance_environment(snapshot), saved_settings(phase))
+        values, sources = resolve(defaults, command_line, instance_environment(snapshot, phase),
+                                  saved_settings(phase))
         python.interpreter(host.data.os_release, values["python_version"], sources["python_version"])
     except SettingError as error:
         raise SystemExit(f"red: {error}") from None
@@ -64,13 +65,22 @@ def checked_settings():
 
 disable_nagle()
 settings, sources = checked_settings()
+# The access part first: the desk comes up, locked, whatever happens to the app's steps below.
 system.system()
 services.supervisor()
 desktop.desktop()
-app_python = python.python()
-models.models(visomaster.visomaster(app_python))
-jupyter.jupyter(app_python)
 ssh.ssh()
+jupyter_access = jupyter.locked()
 onstart.red_on_instance(savable(settings, sources))
+# The app's steps (packages, the network): a failure lets the run go on, and is named at its end.
+APP_STEP = {"_ignore_errors": True}
+if settings["phase"] != "build":
+    workspace.seeded(visomaster.checkout_dir(), **APP_STEP)
+app_python = python.python(**APP_STEP)
+models.models(visomaster.visomaster(app_python, **APP_STEP), **APP_STEP)
+jupyter.jupyter(app_python, jupyter_access, **APP_STEP)
+if settings["phase"] == "build":
+    workspace.kept_in_the_image(f"{settings['visomaster_repo']} {settings['visomaster_ref']}")
 services.apply()
 managed.snapshot_script(name="Snapshot script for the next run")
+managed.failures_reported(name="Steps that failed")

@@ -1,34 +1,38 @@
 #!/usr/bin/env bash
 # Red's start phase. vast runs this on every container start (--onstart-cmd 'bash /opt/red/onstart.sh'):
 # it re-applies the deploy with phase=start (the image's settings, the instance's environment on top),
-# then makes sure supervisord runs. Safe to re-run; a second start at the same time waits for the first.
-# --foreground: then run supervisord in the foreground, as a container's main process.
+# then starts supervisord if no supervisord answers. Safe to re-run; a start waits while another
+# start or a provision over SSH holds the target's lock.
+# --foreground: supervisord becomes this process (a container's main process: `docker stop` stops
+# every program cleanly).
 set -uo pipefail
 RED_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CONFIG=/etc/supervisor/supervisord.conf
+LOCK=/run/red.lock  # tasks/facts.py LOCK
 
-# supervisord is running when its pidfile names a live supervisord (also while it reloads)
-running() { pid=$(cat /run/supervisord.pid 2>/dev/null) && grep -qa supervisord "/proc/$pid/cmdline" 2>/dev/null; }
+# asked on its socket, never judged by a pidfile: /run outlives a container restart while PIDs repeat
+running() { [[ "$(supervisorctl -c "$CONFIG" pid 2>/dev/null)" =~ ^[0-9]+$ ]]; }
 
-exec 9>/run/red-onstart.lock
+exec 9>>"$LOCK"
 flock 9
 
-cd "$RED_DIR"
+cd "$RED_DIR" || exit 1
 "$RED_DIR/venv/bin/pyinfra" -y @local deploy.py --data phase=start
 status=$?
-[ "$status" -eq 0 ] || echo "onstart.sh: the start phase failed (exit $status); starting supervisord with the last good configuration" >&2
+[ "$status" -eq 0 ] || echo "onstart.sh: the start phase failed (exit $status): see the lines starting with red: above;" \
+    "supervisord starts with what was applied" >&2
 
-# whatever the apply's outcome, the services come up
-if ! running; then
-    # supervisord must not inherit the lock (fd 9), or the next start would wait for it forever
-    if [ "${1:-}" = "--foreground" ]; then
-        exec supervisord -n -c "$CONFIG" 9>&-
-    fi
-    supervisord -c "$CONFIG" 9>&- || status=$?
-    for _ in $(seq 100); do supervisorctl -c "$CONFIG" pid >/dev/null 2>&1 && break; sleep 0.1; done
+if running; then
+    [ "${1:-}" = "--foreground" ] || exit "$status"
+    # a re-run in the foreground while supervisord runs: stay until it stops, and stop it on SIGTERM
+    trap 'supervisorctl -c "$CONFIG" shutdown >/dev/null; exit 0' TERM INT
+    while running; do sleep 2 & wait $!; done
+    exit "$status"
 fi
+# supervisord must not inherit the lock (fd 9), or the next start would wait for it forever
 if [ "${1:-}" = "--foreground" ]; then
-    # supervisord already runs (a re-run): stay in the foreground while it does
-    while running; do sleep 5; done
+    exec supervisord -n -c "$CONFIG" 9>&-
 fi
+supervisord -c "$CONFIG" 9>&- || status=$?
+for _ in $(seq 100); do running && break; sleep 0.1; done
 exit "$status"

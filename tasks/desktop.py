@@ -10,6 +10,7 @@ PASSWORD_FILE = f"{SECRETS_DIR}/vnc-password"
 BACKGROUND = "#3b6ea5"
 TERMINAL = 'xterm -fa "DejaVu Sans Mono" -fs 12'
 WAIT_FOR_DISPLAY = "/usr/local/bin/red-wait-display"
+XVFB = "/usr/local/bin/red-xvfb"  # Xvfb, after clearing a lock no live X server holds
 NOVNC_WEB = "/usr/share/novnc"
 # Neither x11-utils nor a wallpaper setter: fluxbox runs `fbsetbg` at start, which pops up an
 # xmessage without a setter, and paints the screen black with one (feh).
@@ -25,6 +26,8 @@ def desktop():
     managed.packages(name="Desktop packages", packages=PACKAGES + WINDOW_MANAGER_PACKAGES[data.window_manager])
     managed.put(name="Wait-for-display wrapper", src="files/desktop/red-wait-display", dest=WAIT_FOR_DISPLAY,
                 mode="755")
+    xvfb_start = managed.put(name="Xvfb wrapper (clears a stale X lock)", src="files/desktop/red-xvfb", dest=XVFB,
+                             mode="755")
     session = managed.template(
         name="Window manager start script", src="files/desktop/red-window-manager.j2",
         dest="/usr/local/bin/red-window-manager", mode="755",
@@ -37,8 +40,8 @@ def desktop():
 
     x_env = {"DISPLAY": DISPLAY, "HOME": home, "USER": data.desktop_user}
     xvfb = services.program(
-        "xvfb", f"Xvfb {DISPLAY} -screen 0 {data.vnc_resolution}x24 -nolisten tcp -nolisten local -dpi 96",
-        priority=10,
+        "xvfb", f"{XVFB} {DISPLAY} -screen 0 {data.vnc_resolution}x24 -nolisten tcp -nolisten local -dpi 96",
+        priority=10, restart_on=[xvfb_start],
     )
     services.program(
         "window-manager", f"{WAIT_FOR_DISPLAY} /usr/local/bin/red-window-manager",

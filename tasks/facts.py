@@ -1,23 +1,29 @@
 """Facts Red asks its targets for, beyond pyinfra's own."""
+import re
 import shlex
 
 from pyinfra.api import FactBase
+
+
+LOCK = "/run/red.lock"  # one run at a time on a target: onstart.sh and a provision alike
 
 
 class FirstLook(FactBase):
     """The first command of a run: the container's own environment (its main process's), for the
     named variables only (vast sets VNC_PW, WORKSPACE... there, not in an SSH session's), the
     distribution (/etc/os-release), and the output of the snapshot script the last run left (when
-    given and present), so that a run that has nothing to do needs no other command.
+    given and present), so that a run that has nothing to do needs no other command. With `lock`,
+    it first takes the target's run lock (see run_lock) and holds it until the run ends.
     Returns {"environment": {...}, "os_release": {...}, "snapshot": parsed or None}."""
 
-    def command(self, names, script=None):
+    def command(self, names, script=None, lock=False, controller_pid=None):
         pattern = "|".join(names)
-        look = (f"tr '\\0' '\\n' < /proc/1/environ 2>/dev/null | grep -E '^({pattern})=' || true; "
-                "echo @os-release; cat /etc/os-release 2>/dev/null")
+        # one variable per line: backslashes and newlines inside a value (PUBLIC_KEY's lines) escaped
+        look = (f"sed -z 's/\\\\/\\\\\\\\/g; s/\\n/\\\\n/g' /proc/1/environ 2>/dev/null | tr '\\0' '\\n' "
+                f"| grep -E '^({pattern})=' || true; echo @os-release; cat /etc/os-release 2>/dev/null")
         if script:
             look += f"; if [ -x {script} ]; then echo @snapshot; {script}; fi"
-        return look + "; true"
+        return (run_lock(controller_pid) + "; " if lock else "") + look + "; true"
 
     def process(self, output):
         sections = {"environment": [], "@os-release": [], "@snapshot": None}
@@ -29,19 +35,39 @@ class FirstLook(FactBase):
             else:
                 sections[current].append(line)
         return {
-            "environment": dict(line.split("=", 1) for line in sections["environment"] if "=" in line),
+            "environment": {name: unescape(value) for name, _, value in
+                            (line.partition("=") for line in sections["environment"] if "=" in line)},
             "os_release": {key: value.strip('"') for key, _, value in
                            (line.partition("=") for line in sections["@os-release"]) if key},
             "snapshot": parse_snapshot(sections["@snapshot"]) if sections["@snapshot"] else None,
         }
 
 
-class SupervisordPid(FactBase):
-    """supervisord's pid from its own pidfile, when that process is supervisord (never by process
-    name, and also while it is busy reloading), or None."""
+def unescape(value):
+    r"""A value as FirstLook's command escaped it: \n is a newline, \\ a backslash."""
+    return re.sub(r"\\(.)", lambda match: "\n" if match.group(1) == "n" else match.group(1), value)
 
-    def command(self, pidfile):
-        return f"{supervisord_probe(pidfile)} && echo $pid || true"
+
+def run_lock(controller_pid=None):
+    """Takes LOCK (waiting while onstart.sh or another run holds it) and leaves a process holding it
+    until the run's connection ends: the sshd process that serves it, or the controller's own process
+    (`controller_pid`, for @local). Nothing to release by hand; a dead controller releases it too."""
+    find_sshd = ('p=$$; while [ "$p" -gt 1 ]; do case "$(cat /proc/$p/comm 2>/dev/null)" in sshd*) watch=$p; break;; '
+                 "esac; p=$(sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -d' ' -f2); [ -n \"$p\" ] || break; done")
+    watch = f"watch={int(controller_pid)}" if controller_pid else f"watch=$PPID; {find_sshd}"
+    held = f"{LOCK}.held.$$"
+    return (f"{watch}; rm -f {held}; "
+            f"( exec 9>>{LOCK}; flock 9; : > {held}; while kill -0 $watch 2>/dev/null; do sleep 0.5; done ) "
+            f"</dev/null >/dev/null 2>&1 & "
+            f"while [ ! -e {held} ]; do sleep 0.05; done; rm -f {held}")
+
+
+class SupervisordPid(FactBase):
+    """supervisord's pid, when a supervisord answers on the socket its configuration names, or None.
+    Asked, never judged by a pidfile: a container's /run outlives a restart while PIDs repeat."""
+
+    def command(self, config):
+        return f"supervisorctl -c {shlex.quote(config)} pid 2>/dev/null || true"
 
     def process(self, output):
         text = "".join(output).strip()
@@ -118,16 +144,12 @@ def snapshot_command(paths, files, packages, users, listings, supervisor, checko
             f"grep -qxF -e {shlex.quote(line)} {quoted} 2>/dev/null && echo 1 || echo 0" for line in wanted]
     for path in links:
         steps += [f"printf '@link %s\\n' {shlex.quote(path)}", f"readlink {shlex.quote(path)}"]
-    if supervisor:
+    if supervisor:  # supervisorctl status exits 0 or 3 (some programs not running) when supervisord answers
         config, pidfile = supervisor
-        steps += [f"{supervisord_probe(pidfile)} && echo @supervisord $pid && "
-                  f"supervisorctl -c {shlex.quote(config)} status"]
+        steps += [f"if st=$(supervisorctl -c {shlex.quote(config)} status 2>/dev/null) || [ $? -eq 3 ]; then "
+                  f"echo \"@supervisord $(cat {shlex.quote(pidfile)} 2>/dev/null || echo 0)\"; "
+                  "printf '%s\\n' \"$st\"; fi"]
     return "; ".join(steps) + "; true"
-
-
-def supervisord_probe(pidfile):
-    """Sets $pid and succeeds when the pidfile names a live supervisord (not found by name)."""
-    return f"pid=$(cat {shlex.quote(pidfile)} 2>/dev/null) && grep -qa supervisord /proc/$pid/cmdline 2>/dev/null"
 
 
 def program_states(lines):

@@ -3,6 +3,7 @@ and the target's checkout is moved to it by the steps `plan` chooses from what i
 import re
 import shlex
 import subprocess
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 COMMIT = re.compile(r"[0-9a-f]{40}")
@@ -12,34 +13,53 @@ class RefError(Exception):
     """One line: the ref, the repository, and why it cannot be used."""
 
 
+@dataclass(frozen=True)
+class Pin:
+    """What a ref named when it was resolved: a tag or a commit names the same commit for good (a start
+    needs no network for it); a branch is asked again."""
+    repo: str
+    ref: str
+    commit: str
+    kind: str  # "tag", "branch" or "commit"
+
+    def moves(self):
+        return self.kind == "branch"
+
+    def as_dict(self):
+        return asdict(self)
+
+
 @lru_cache(maxsize=None)
-def resolve(repo, ref):
-    """The commit `ref` (a branch, a tag or a full commit hash) names in `repo`, asked once per run."""
+def resolve(repo, ref, timeout=120):
+    """The Pin of `ref` (a branch, a tag or a full commit hash) in `repo`, asked once per run."""
     if COMMIT.fullmatch(ref):
-        return ref
+        return Pin(repo, ref, ref, "commit")
     try:
         # an annotated tag's commit is listed as the peeled ref TAG^{}, only when asked for
-        done = subprocess.run(["git", "ls-remote", repo, ref, f"{ref}^{{}}"], capture_output=True, text=True,
-                              timeout=120, env={"GIT_TERMINAL_PROMPT": "0", "PATH": "/usr/bin:/bin:/usr/local/bin"})
+        done = subprocess.run(["git", "ls-remote", "--", repo, ref, f"{ref}^{{}}"], capture_output=True, text=True,
+                              timeout=timeout, env={"GIT_TERMINAL_PROMPT": "0", "PATH": "/usr/bin:/bin:/usr/local/bin"})
     except (OSError, subprocess.TimeoutExpired) as error:
         raise RefError(f"cannot ask {repo} for {ref!r}: {error}") from None
     if done.returncode:
         reason = (done.stderr.strip().splitlines() or ["git ls-remote failed"])[-1]
         raise RefError(f"cannot ask {repo} for {ref!r}: {reason}")
     refs = {name: sha for sha, name in (line.split("\t", 1) for line in done.stdout.splitlines() if "\t" in line)}
-    for name in (f"refs/tags/{ref}^{{}}", f"refs/tags/{ref}", f"refs/heads/{ref}"):
+    for name, kind in ((f"refs/tags/{ref}^{{}}", "tag"), (f"refs/tags/{ref}", "tag"), (f"refs/heads/{ref}", "branch")):
         if name in refs:
-            return refs[name]
+            return Pin(repo, ref, refs[name], kind)
     raise RefError(f"{ref!r} is no branch or tag of {repo} (a commit must be given as its full 40-character hash)")
 
 
 def plan(state, repo, ref, commit, path, stamp):
     """(what the operator is told, shell commands) that put `path` at `commit` of `repo`, from the
     checkout's state (facts.parse_checkout). Nothing is ever deleted: a directory in the way is
-    moved aside, modified tracked files are stashed, and a HEAD no ref holds gets a branch."""
+    moved aside, modified tracked files are stashed, and a HEAD no ref holds gets a branch. A clone
+    is made beside the path and moved into place, so an interrupted one never looks like a checkout."""
     git = f"git -c safe.directory='*' -C {shlex.quote(path)}"
-    clone = [f"git clone --quiet {shlex.quote(repo)} {shlex.quote(path)}",
-             f"{git} checkout --quiet --detach {commit}"]
+    partial = f"{path}.red-clone-{stamp}"  # an interrupted clone is left beside the path, never in it
+    clone = [f"git clone --quiet --no-checkout -- {shlex.quote(repo)} {shlex.quote(partial)}",
+             f"git -c safe.directory='*' -C {shlex.quote(partial)} checkout --quiet --detach {commit}",
+             f"mv -T {shlex.quote(partial)} {shlex.quote(path)}"]
     aside = f"{path}.moved-aside-{stamp}"
     kind = state.get("state", "missing")
     if kind in ("missing", "empty"):

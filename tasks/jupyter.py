@@ -18,9 +18,27 @@ KERNELS = "/usr/local/share/jupyter/kernels"  # on every Jupyter's data path
 TOKEN_LENGTH = 32
 
 
-@deploy("JupyterLab")
-def jupyter(interpreter):
+@deploy("JupyterLab: token and configuration")
+def locked():
+    """The access part: the token (a secret) and the server's configuration; the operations that
+    restart Jupyter when they change."""
     data = host.data
+    token = jupyter_token()
+    config = managed.template(
+        name="Server configuration", src="files/jupyter/jupyter_server_config.py.j2", dest=CONFIG,
+        user="root", group="root", mode="600", port=data.jupyter_port, root_dir=root_dir(),
+        open=data.jupyter_open, token_file=TOKEN_FILE,
+    )
+    return [config] + ([token] if token else [])
+
+
+def root_dir():
+    return host.data.jupyter_dir or host.data.workspace
+
+
+@deploy("JupyterLab")
+def jupyter(interpreter, access):
+    """JupyterLab's environment, the app's kernel and the program; `access` is what locked() returned."""
     installed = managed.once(
         name="JupyterLab in its own environment",
         commands=[f"python3 -m venv {VENV} && {VENV}/bin/pip install -q --disable-pip-version-check "
@@ -28,16 +46,9 @@ def jupyter(interpreter):
         marker=f"{VENV}/red-installed", key=hashlib.sha256(" ".join(PACKAGES).encode()).hexdigest(),
     )
     kernel = app_kernel(interpreter)
-    token = jupyter_token()
-    root_dir = data.jupyter_dir or data.workspace
-    config = managed.template(
-        name="Server configuration", src="files/jupyter/jupyter_server_config.py.j2", dest=CONFIG,
-        user="root", group="root", mode="600", port=data.jupyter_port, root_dir=root_dir,
-        open=data.jupyter_open, token_file=TOKEN_FILE,
-    )
-    services.program("jupyter", f"{VENV}/bin/jupyter lab --config={CONFIG}", directory=root_dir,
+    services.program("jupyter", f"{VENV}/bin/jupyter lab --config={CONFIG}", directory=root_dir(),
                      environment={"HOME": "/root", "SHELL": "/bin/bash"}, priority=60,
-                     restart_on=[installed, kernel, config] + ([token] if token else []))
+                     restart_on=[installed, kernel, *access])
 
 
 def app_kernel(interpreter):

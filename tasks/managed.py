@@ -20,8 +20,9 @@ import time
 from dataclasses import dataclass, field
 
 from pyinfra import host, logger, state
-from pyinfra.api import FileUploadCommand, OperationError, operation
+from pyinfra.api import FileUploadCommand, FunctionCommand, operation
 from pyinfra.api.util import get_template
+from pyinfra.connectors.local import LocalConnector
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import Directory, FindFiles, Link, Sha256File
 from pyinfra.operations import apt, files, server
@@ -102,10 +103,13 @@ def script_path():
     return SNAPSHOT_SCRIPTS.format(phase=host.data.phase)
 
 
-def first_look(names, snapshot_on):
-    """The run's first command (facts.FirstLook): the instance's environment, its distribution, and
-    the snapshot the last run's script takes, which is used while the deploy declares the same."""
-    look = host.get_fact(FirstLook, names=names, script=script_path() if snapshot_on else None)
+def first_look(names, snapshot_on, lock):
+    """The run's first command (facts.FirstLook): the run lock when `lock` (held until the run ends),
+    the instance's environment, its distribution, and the snapshot the last run's script takes, which
+    is used while the deploy declares the same."""
+    local = isinstance(host.connector, LocalConnector)
+    look = host.get_fact(FirstLook, names=names, script=script_path() if snapshot_on else None, lock=lock,
+                         controller_pid=os.getpid() if local else None)
     saved = look["snapshot"]
     if saved and saved["request"]:  # the snapshot the last run left: used while the request is the same
         record = declared()
@@ -128,6 +132,27 @@ def snapshot_script(name):
         converge=lambda: files.put._inner(src=io.BytesIO(script()), dest=path, user="root", group="root",
                                           mode="700"),
     )
+
+
+def failed(message):
+    """A command that fails its operation with `message` (an operation run with `_ignore_errors`
+    then lets the run go on, and `failures_reported` names it at the end)."""
+    def fail(state, host):
+        host.log_styled(f"red: {message}", fg="red", log_func=logger.error)
+        return False
+    return FunctionCommand(fail, (), {})
+
+
+@operation()
+def failures_reported():
+    """Fails the run naming every step that failed earlier and was let pass (`_ignore_errors`); no
+    change when none did."""
+    failed_steps = [", ".join(state.get_op_meta(op_hash).names) for op_hash, op in state.ops[host].items()
+                    if op.operation_meta.is_complete() and op.operation_meta.did_error()]
+    if not failed_steps:
+        host.noop("every step succeeded")
+        return
+    yield failed(f"{len(failed_steps)} step(s) failed; everything else was applied: " + "; ".join(failed_steps))
 
 
 @operation()
@@ -293,25 +318,15 @@ def only(name, folder, pattern, keep):
     )
 
 
-def checkout(name, repo, ref, path, user):
-    """The git checkout at `path` is `repo` at `ref`, owned by `user`. The commit is resolved on
-    the controller, once per run, when first needed (git must be there: in an image build, Red
-    installs it earlier in the same run); what is in the way is kept (git.plan) and the operator
-    told how. At a container start a repository out of reach leaves the checkout as it is."""
-    def commit():
-        try:
-            return git.resolve(repo, ref)
-        except git.RefError as error:
-            if host.data.phase != "start":
-                raise OperationError(f"visomaster_ref: {error}") from None
-            logger.warning(f"[{host.name}] the checkout at {path} stays as it is: {error}")
-            return None
-
+def checkout(name, repo, ref, path, user, pin):
+    """The git checkout at `path` is `repo` at the commit `pin` names (git.Pin), owned by `user`;
+    what is in the way is kept (git.plan) and the operator told how. `pin` None leaves the checkout
+    as it is (a start whose network did not answer for a branch); a git.RefError fails the step."""
     def converge():
-        wanted = commit()
-        if wanted is None:
+        if isinstance(pin, git.RefError):
+            yield failed(f"visomaster_ref: {pin}")
             return
-        notes, commands = git.plan(host.get_fact(Checkout, path=path), repo, ref, wanted, path,
+        notes, commands = git.plan(host.get_fact(Checkout, path=path), repo, ref, pin.commit, path,
                                    time.strftime("%Y%m%d-%H%M%S"))
         for note in notes:
             logger.warning(f"[{host.name}] {note}")
@@ -320,8 +335,10 @@ def checkout(name, repo, ref, path, user):
             yield f"chown -R {user}:{user} {path}"
 
     def at_commit(seen):
-        wanted, found = commit(), seen["checkouts"].get(path, {})
-        return wanted is None or (found.get("origin") == repo and found.get("head") == wanted)
+        if pin is None or isinstance(pin, git.RefError):
+            return pin is None
+        found = seen["checkouts"].get(path, {})
+        return found.get("origin") == repo and found.get("head") == pin.commit
     declare(checkouts=[path])
     return checked(name=name, unchanged=f"{path} is at {ref}", matches=at_commit, converge=converge)
 

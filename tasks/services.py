@@ -88,12 +88,16 @@ def changed(op):
     return op.did_change() if op.is_complete() else op.will_change
 
 
+def failed(op):
+    return op.is_complete() and op.did_error()
+
+
 def supervisord_state():
     """supervisord's pid (None when it is not running) and its programs' states."""
     seen = managed.snapshot()
     if seen is not None:
         return seen["supervisord"], seen["programs"]
-    pid = host.get_fact(SupervisordPid, pidfile=PIDFILE)
+    pid = host.get_fact(SupervisordPid, config=CONFIG)
     return pid, (host.get_fact(SupervisorStatus, config=CONFIG) if pid else {})
 
 
@@ -104,6 +108,9 @@ def converge_programs(main, programs, removed):
     program; a program whose `restart_on` changed is stopped before the update and started after it
     (so it never races a display being restarted); a program found stopped is started."""
     pid, states = supervisord_state()
+    if pid is None and host.data.phase == "start":
+        host.noop("supervisord is not running: onstart.sh starts it (in the foreground as a container's main process)")
+        return
     if pid is None:
         yield f"supervisord -c {CONFIG} && {WAIT_FOR_SUPERVISORD}"
         return
@@ -111,8 +118,10 @@ def converge_programs(main, programs, removed):
         yield f"supervisorctl -c {CONFIG} reload && sleep 0.5 && {WAIT_FOR_SUPERVISORD}"
         return
     updated = any(changed(program.conf) for program in programs.values()) or changed(removed)
+    # a program one of whose inputs failed keeps running as it is (the app on its last good packages)
     dependents = [name for name, program in programs.items()
-                  if not changed(program.conf) and any(changed(op) for op in program.restart_on)]
+                  if not changed(program.conf) and any(changed(op) for op in program.restart_on)
+                  and not any(failed(op) for op in program.restart_on)]
     stopped = [name for name, program in programs.items()
                if program.autostart and not program.oneshot and not changed(program.conf) and name not in dependents
                and states.get(name) in NOT_RUNNING]

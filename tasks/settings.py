@@ -12,7 +12,6 @@ that is not allowed stops the run with one line naming the setting, the value an
 import base64
 import binascii
 import json
-import posixpath
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -54,10 +53,25 @@ def _integer(low, high):
     return convert
 
 
+# The system's own folders: a setting path is never one of them, nor inside one
+SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/run", "/sbin",
+                "/sys", "/tmp", "/usr", "/var/lock", "/var/run", "/var/tmp")
+# Folders that hold other folders: a setting path may be inside one, never one itself (Red chowns and chmods
+# its folders)
+SYSTEM_FOLDERS = ("/", "/home", "/media", "/mnt", "/opt", "/root", "/srv", "/var", "/var/backups", "/var/cache",
+                  "/var/lib", "/var/local", "/var/log", "/var/mail", "/var/opt", "/var/spool")
+
+
 def _absolute_path(value):
-    if not isinstance(value, str) or not value.startswith("/") or "\0" in value or "\n" in value:
+    """/segments of [A-Za-z0-9._+-], none of them . or .. or starting with -; a trailing / or a doubled //
+    is dropped."""
+    if not isinstance(value, str) or not re.fullmatch(r"(/+[A-Za-z0-9._+-]+)+/*", value):
         raise ValueError
-    return posixpath.normpath(value)
+    path = re.sub("/+", "/", value).rstrip("/")
+    if (any(segment in (".", "..") or segment.startswith("-") for segment in path.split("/")[1:])
+            or path in SYSTEM_FOLDERS or any(f"{path}/".startswith(f"{tree}/") for tree in SYSTEM_TREES)):
+        raise ValueError
+    return path
 
 
 def _matching(pattern):
@@ -91,9 +105,28 @@ def _list_of(item_convert):
 BOOLEAN = Kind("true or false", _boolean)
 PORT = Kind("a TCP port, an integer from 1 to 65535", _integer(1, 65535))
 SECONDS = Kind("a whole number of seconds, 0 or more", _integer(0, 10**9))
-ABSOLUTE_PATH = Kind("an absolute path (starting with /)", _absolute_path)
-USER_NAME = Kind("a Unix user name ([a-z_][a-z0-9_-]*, at most 32 characters)",
-                 _matching(r"[a-z_][a-z0-9_-]{0,31}"))
+PATH_RULE = ("an absolute path of letters, digits and ._+- (no segment . or .. or starting with -), not / or a folder "
+             "such as /home, /opt, /var or /var/lib, nor inside /etc, /usr, /bin, /sbin, /lib*, /boot, /dev, /proc, "
+             "/sys, /run, /tmp or /var/tmp")
+ABSOLUTE_PATH = Kind(PATH_RULE, _absolute_path)
+
+# System accounts of Debian and Ubuntu images, as a fixed list: the target's /etc/passwd is not at hand here,
+# and this machine's is another system's
+SYSTEM_USERS = {"root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy",
+                "www-data", "backup", "list", "irc", "gnats", "nobody", "messagebus", "sshd", "syslog", "uuidd",
+                "tcpdump", "polkitd"}
+
+
+def _desktop_user(value):
+    # no leading _: Debian names its newer system accounts _apt, _chrony...
+    if (not isinstance(value, str) or not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", value) or value in SYSTEM_USERS
+            or value.startswith("systemd-")):
+        raise ValueError
+    return value
+
+
+USER_NAME = Kind("a Unix user name ([a-z][a-z0-9_-]*, at most 32 characters), not root or a system account "
+                 "(daemon, nobody, sshd, www-data, systemd-*...)", _desktop_user)
 PACKAGE_NAMES = Kind("a list of Debian package names, e.g. [\"htop\", \"vim\"] or htop,vim",
                      _list_of(_matching(r"[a-z0-9][a-z0-9+.-]+")))
 
@@ -108,7 +141,7 @@ def _resolution(value):
 def _password(value):
     if value == "":
         return ""  # none given: Red generates one
-    if not isinstance(value, str) or not 6 <= len(value) <= 128 or not value.isprintable():
+    if not isinstance(value, str) or not re.fullmatch(r"[ -~]{6,128}", value):  # written to a file, never a command
         raise ValueError
     return value
 
@@ -123,17 +156,27 @@ def _python_version(value):
     return text
 
 
-def _git_url(value):
-    if not isinstance(value, str) or not re.fullmatch(r"(https?|git|ssh|file)://\S+|[\w.-]+@[\w.-]+:\S+", value):
-        raise ValueError
-    return value
+# No space, quote, `, $, ;, |, &, <, >, \ or % (supervisor reads %(...)s in a program's command line)
+URL_CHARACTERS = r"[A-Za-z0-9._~:/?#@+,=\[\]-]"
+
+
+def _url(pattern):
+    """A URL of URL_CHARACTERS; no user, host, port or path right after it starts with - (ssh reads it as an option)."""
+    def convert(value):
+        if not isinstance(value, str) or not re.fullmatch(pattern, value) or re.search(r"(://|[@:])-", value):
+            raise ValueError
+        return value
+    return convert
+
+
+_git_url = _url(rf"((https?|ssh|git)://(?!/)|file:///|[A-Za-z0-9._][A-Za-z0-9._-]*@[A-Za-z0-9.-]+:){URL_CHARACTERS}+")
 
 
 def _git_ref(value):
     """A branch, tag or commit name as git allows it (git check-ref-format, in short)."""
     text = str(value).strip()
-    if (not re.fullmatch(r"[\w./-]+", text) or text.startswith(("-", "/", ".")) or text.endswith((".", "/", ".lock"))
-            or ".." in text or "//" in text):
+    if (not re.fullmatch(r"[\w./-]+", text, re.ASCII) or text.startswith(("-", "/", "."))
+            or text.endswith((".", "/", ".lock")) or ".." in text or "//" in text):
         raise ValueError
     return text
 
@@ -149,8 +192,9 @@ KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp3
 
 def _public_key(line):
     """An OpenSSH public key line: TYPE BASE64 [COMMENT], the type also inside the key data."""
-    parts = str(line).strip().split(None, 2)
-    if len(parts) < 2 or parts[0] not in KEY_TYPES:
+    text = str(line).strip()
+    parts = text.split(None, 2)
+    if len(parts) < 2 or parts[0] not in KEY_TYPES or not text.isprintable():  # its comment too: keys are lines
         raise ValueError
     try:
         blob = base64.b64decode(parts[1], validate=True)
@@ -171,17 +215,19 @@ def _public_keys(value):
 
 
 RESOLUTION = Kind("WIDTHxHEIGHT, each from 320 to 8192, e.g. 1920x1080", _resolution)
-PASSWORD = Kind("empty (Red generates one) or 6 to 128 printable characters", _password)
+PASSWORD = Kind("empty (Red generates one) or 6 to 128 printable ASCII characters", _password)
 
 
 PYTHON_VERSION = Kind("a Python version 3.N, e.g. 3.10", _python_version)
-GIT_URL = Kind("a git URL (https://, ssh://, git://, file:// or user@host:path)", _git_url)
+GIT_URL = Kind("a git URL (https://, http://, ssh://, git://, file:/// or user@host:path) of letters, digits and "
+               "._~:/?#@+,=[]- (no part starting with -)", _git_url)
 GIT_REF = Kind("a branch, tag or commit, e.g. main, v0.1.6 or a commit hash", _git_ref)
 PUBLIC_KEYS = Kind("OpenSSH public key lines (TYPE BASE64 [COMMENT], e.g. ssh-ed25519 AAAAC3... me@laptop)",
                    _public_keys)
-TOKEN = Kind("empty (Red generates one) or 8 to 256 characters, none of them a space",
-             _optional(_matching(r"\S{8,256}")))
-DERIVED_PATH = Kind("an absolute path, or empty for the default under the workspace", _optional(_absolute_path))
+# URL-safe as it travels in ?token=...: a + would read as a space there; _ and - are in secrets.token_urlsafe's tokens
+TOKEN = Kind("empty (Red generates one) or 8 to 256 letters, digits and ._~-",
+             _optional(_matching(r"[A-Za-z0-9._~-]{8,256}")))
+DERIVED_PATH = Kind(f"empty for its default, or {PATH_RULE}", _optional(_absolute_path))
 
 
 def choice(*options):
@@ -231,18 +277,27 @@ SETTINGS = {
     "models_dir": Setting(DERIVED_PATH),
     "models_manifest": Setting(DERIVED_PATH),
     "models_parallel": Setting(Kind("a number of files fetched at once, 1 to 16", _integer(1, 16))),
-    "models_base_url": Setting(Kind("empty, or an http(s) URL that replaces the download host",
-                                    _optional(_matching(r"https?://[^\s/]+(/\S*)?")))),
+    "models_base_url": Setting(Kind("empty, or an http(s) URL that replaces the download host, of letters, digits and "
+                                    "._~:/?#@+,=[]- (no part starting with -)",
+                                    _optional(_url(rf"https?://(?!/){URL_CHARACTERS}+")))),
 }
 
 ENVIRONMENT_NAMES = sorted({name for setting in SETTINGS.values() for name in setting.env})
+
+
+def _printable(value):
+    """No control character (NUL, newline, escape...) in a string, or in a list's strings, whatever the kind."""
+    if any(isinstance(item, str) and not item.isprintable() for item in
+           (value if isinstance(value, (list, tuple)) else [value])):
+        raise ValueError
+    return value
 
 
 def check(name, value, source):
     """The converted value, or SettingError with its one line."""
     setting = SETTINGS[name]
     try:
-        return setting.kind.convert(value)
+        return _printable(setting.kind.convert(value))
     except (ValueError, TypeError, json.JSONDecodeError):
         shown = "(hidden)" if setting.secret else repr(value)
         raise SettingError(f"setting {name} = {shown} ({source}) is not allowed: "

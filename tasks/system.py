@@ -1,11 +1,13 @@
 """The base of every host: apt packages, the desktop user, the workspace and the logs directory."""
 from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.facts.files import FindFiles
 
 from tasks import managed
 from tasks.secrets import SECRETS_DIR
 
 # What every Red host needs, whatever else it runs.
+DPKG_UPDATES, DPKG_JOURNAL = "/var/lib/dpkg/updates", "[0-9]*"  # dpkg's journal of an unfinished run
 BASE_PACKAGES = ["ca-certificates", "curl", "git", "procps", "python3", "python3-venv", "supervisor", "tzdata"]
 
 
@@ -16,6 +18,7 @@ def system():
         name="Keep package installs from starting services (supervisor runs them)",
         src="files/system/policy-rc.d", dest="/usr/sbin/policy-rc.d", mode="755",
     )
+    interrupted_dpkg()
     managed.packages(name="Install system packages", packages=BASE_PACKAGES + list(data.extra_apt_packages))
     managed.directory(name=f"Red's settings and secrets ({SECRETS_DIR}, root only)", path=SECRETS_DIR,
                       user="root", group="root", mode="700")
@@ -26,3 +29,15 @@ def system():
     managed.directory(
         name="Logs directory", path=data.logs_dir, user="root", group=data.desktop_user, mode="2775",
     )
+
+
+def interrupted_dpkg():
+    """A kill during an install leaves dpkg "interrupted" (its journal in DPKG_UPDATES), and every later
+    install fails until `dpkg --configure -a` finishes it."""
+    def converge():
+        if host.get_fact(FindFiles, path=DPKG_UPDATES, fname=DPKG_JOURNAL, quote_path=True):
+            yield "DEBIAN_FRONTEND=noninteractive dpkg --configure -a"
+    managed.declare(listings=[(DPKG_UPDATES, DPKG_JOURNAL)])
+    return managed.checked(name="Finish an interrupted package install", unchanged="dpkg was not interrupted",
+                           matches=lambda seen: not seen["lists"].get(f"{DPKG_UPDATES}/{DPKG_JOURNAL}"),
+                           converge=converge)

@@ -1,11 +1,16 @@
 """VisoMaster itself: its checkout (cloned or moved to visomaster_ref, never losing work), its
 Python packages in their own environment (installed only when the requirements file changed),
 its folders on the workspace, and the app on the desktop under supervisor."""
-from pyinfra import host
-from pyinfra.api import deploy
+import json
+import shlex
 
-from tasks import managed, services
+from pyinfra import host, logger
+from pyinfra.api import deploy
+from pyinfra.facts.files import File
+
+from tasks import git, managed, services
 from tasks.desktop import DISPLAY, WAIT_FOR_DISPLAY
+from tasks.secrets import SECRETS_DIR
 
 # What Qt 6 needs on X11, ffmpeg (found on PATH) and fonts.
 PACKAGES = ["libxcb-cursor0", "libxcb-icccm4", "libxcb-image0", "libxcb-keysyms1", "libxcb-render-util0",
@@ -13,6 +18,8 @@ PACKAGES = ["libxcb-cursor0", "libxcb-icccm4", "libxcb-image0", "libxcb-keysyms1
             "libglib2.0-0", "libfontconfig1", "libdbus-1-3", "fonts-dejavu-core", "ffmpeg"]
 DEPS_SCRIPT = "/usr/local/bin/red-visomaster-deps"
 LAUNCHER = "/usr/local/bin/red-visomaster"
+PIN_FILE = f"{SECRETS_DIR}/visomaster-pin.json"  # what visomaster_ref named when last resolved
+START_DEADLINE = 5  # seconds a start waits for the repository to name a branch's commit
 # the app writes these relative to its folder: they live on the workspace, beside the checkout
 
 
@@ -36,8 +43,13 @@ def visomaster(interpreter):
     managed.packages(name="Qt, ffmpeg and fonts for the app", packages=PACKAGES)
     for script in ("red-visomaster-deps", "red-import-check"):
         managed.put(name=script, src=f"files/visomaster/{script}", dest=f"/usr/local/bin/{script}", mode="755")
+    pin = pinned(data.visomaster_repo, data.visomaster_ref)
+    if isinstance(pin, git.Pin):
+        managed.put(name="The ref's commit, for starts without the network", dest=PIN_FILE, user="root",
+                    group="root", mode="600", src=(json.dumps(pin.as_dict(), sort_keys=True) + "\n").encode())
+    stale_git_lock(checkout)
     code = [managed.checkout(name=f"Checkout at {data.visomaster_ref}", repo=data.visomaster_repo,
-                             ref=data.visomaster_ref, path=checkout, user=data.desktop_user),
+                             ref=data.visomaster_ref, path=checkout, user=data.desktop_user, pin=pin),
             python_packages(interpreter, checkout)]
     for name, folder in workspace_folders().items():
         managed.directory(name=f"Folder {folder}", path=folder, user=data.desktop_user, group=data.desktop_user,
@@ -53,6 +65,48 @@ def visomaster(interpreter):
     services.program("visomaster", LAUNCHER, user=data.desktop_user, directory=checkout, priority=50,
                      autostart=data.visomaster_autostart, startsecs=3, restart_on=[launcher, *code])
     return code[0]
+
+
+def pinned(repo, ref):
+    """What `ref` names: resolved on the controller at a provision or a build; at a start, a tag or a
+    commit is read back from PIN_FILE (no network), and a branch is asked with a short deadline. A
+    git.RefError when it cannot be resolved, None when a start leaves the checkout as it is."""
+    if host.data.phase != "start":
+        try:
+            return git.resolve(repo, ref)
+        except git.RefError as error:
+            return error
+    saved = saved_pin()
+    if saved and saved.repo == repo and saved.ref == ref and not saved.moves():
+        return saved
+    try:
+        return git.resolve(repo, ref, timeout=START_DEADLINE)
+    except git.RefError as error:
+        logger.warning(f"[{host.name}] the checkout stays as it is: {error}")
+        return None
+
+
+def saved_pin():
+    """PIN_FILE as the last build or provision left it (a start runs on the target itself)."""
+    try:
+        with open(PIN_FILE) as handle:
+            return git.Pin(**json.load(handle))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def stale_git_lock(checkout):
+    """A git lock that no git process holds (git was killed) is removed, or every git step would fail."""
+    lock = f"{checkout}/.git/index.lock"
+    managed.declare(paths=[lock])
+    command = (f"if ! pgrep -x git >/dev/null; then runuser -u {host.data.desktop_user} -- "
+               f"rm -f {shlex.quote(lock)}; fi")
+
+    def converge():
+        if host.get_fact(File, path=lock):
+            yield command
+    return managed.checked(name="Remove a git lock left by a killed git", unchanged="no lock",
+                           matches=lambda seen: lock not in seen["paths"], converge=converge)
 
 
 def python_packages(interpreter, checkout):

@@ -3,12 +3,15 @@
 
     .venv/bin/python tests/benchmark.py           # everything (sandboxes, several minutes)
     .venv/bin/python tests/benchmark.py fetcher   # the model fetcher against curl only
+    .venv/bin/python tests/benchmark.py container # the image: size, builds, run, stop, restart
 
 Prints: a cold apply; with the snapshot off and on, side by side, the remote commands and seconds
 of a no-op re-apply on loopback and at 100 ms round trip (SSH through tests/latency_proxy.py),
 of an apply that repairs one edited file at 100 ms, and of a no-op over four hosts at once at
 100 ms; then a no-op re-apply with @local on the target, the start phase (onstart.sh) until every
 program is RUNNING, and supervisord's start to a connected noVNC session.
+`container` builds the image with a real Docker engine (tests/engine.py), and the image of the
+commit before the image work (BASELINE) on the same base, and times what a vast user waits for.
 """
 import contextlib
 import json
@@ -150,9 +153,76 @@ def print_fetcher(rates):
           f"curl {rates['curl']:.0f} MB/s ({rates['red-models'] / rates['curl']:.0%} of curl)")
 
 
+BASELINE = "faaf91c"  # the last commit before the image was reworked (issue 12)
+
+
+def container_figures():
+    """{what: figure} of the image: size against BASELINE's, cold build, rebuild after a README edit,
+    `docker run` to all RUNNING, `docker stop`, `docker restart` to all RUNNING (medians of REPEAT)."""
+    import shutil
+    import engine
+    from visomaster_standin import StandIn
+    client, started = engine.ensure_engine()
+    prefix, folder = f"red-bench{os.getpid()}", Path(f"/var/tmp/red-sandbox/bench-{os.getpid()}-standin")
+    server = engine.StandInServer(folder)
+    StandIn(folder, wheels_url=server.wheels_url).make()
+    server.start()
+    data = {"python_version": "3.11", "visomaster_repo": server.repo_url, "visomaster_ref": "v0.1.0",
+            "models_at": "never"}
+    args = {"BASE_IMAGE": engine.base_image(client), "RED_DATA": " ".join(f"--data {k}={v}" for k, v in data.items())}
+    figures, readme = {}, PROJECT / "README.md"
+    try:
+        image, figures["cold build"] = engine.build_image(client, f"{prefix}/red:new", args)
+        original = readme.read_text()
+        try:
+            readme.write_text(original + "\nOne more line.\n")
+            _, figures["rebuild after a one-line README edit"] = engine.build_image(client, f"{prefix}/red:new", args)
+        finally:
+            readme.write_text(original)
+        subprocess.run(["git", "worktree", "add", "--detach", "-f", f"/tmp/{prefix}-baseline", BASELINE], cwd=PROJECT,
+                       check=True, capture_output=True)
+        try:
+            baseline, _ = engine.build_image(client, f"{prefix}/red:baseline", args, path=f"/tmp/{prefix}-baseline")
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", f"/tmp/{prefix}-baseline"], cwd=PROJECT, check=True)
+        figures["image size"] = image.attrs["Size"] / 1e9
+        figures["baseline image size"] = baseline.attrs["Size"] / 1e9
+        runs, stops, restarts = [], [], []
+        for turn in range(REPEAT):
+            container = engine.run(client, image, f"{prefix}-run{turn}")
+            runs.append(engine.wait_all_running(container, 120))
+            started_stop = time.perf_counter()
+            container.stop(timeout=10)
+            stops.append(time.perf_counter() - started_stop)
+            container.start()
+            engine.wait_all_running(container, 120)
+            started_restart = time.perf_counter()
+            container.restart(timeout=10)
+            restarts.append(time.perf_counter() - started_restart + engine.wait_all_running(container, 120))
+            engine.remove(container)
+        median = statistics.median
+        figures.update({"docker run to all RUNNING": median(runs), "docker stop": median(stops),
+                        "docker restart to all RUNNING": median(restarts)})
+    finally:
+        engine.remove_prefixed(client, prefix)
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+        engine.stop_engine(started)
+    return figures
+
+
+def print_container(figures):
+    for what, figure in figures.items():
+        unit = "GB" if "size" in what else "s"
+        print(f"{what:52} {figure:7.2f} {unit}")
+
+
 def main():
     if sys.argv[1:] == ["fetcher"]:
         print_fetcher(fetcher_against_curl())
+        return
+    if sys.argv[1:] == ["container"]:
+        print_container(container_figures())
         return
     factory = SandboxFactory("bench")
     try:

@@ -121,12 +121,13 @@ class SandboxFactory:
         shutil.rmtree(self.standin.folder, ignore_errors=True)
         self.standin.make()
         self.settings = sandboxes.standin_settings(self.standin)
-        # a user's key given as a setting, and one the instance's environment gives (PUBLIC_KEY)
+        # a user's key given as a setting, and two the instance's environment gives (PUBLIC_KEY)
         self.keys = sandboxes.HOSTS / f"{prefix}-keys"
         shutil.rmtree(self.keys, ignore_errors=True)
         self.keys.mkdir(parents=True)
-        self.user_key, self.env_key = self.keys / "user_key", self.keys / "env_key"
-        for key in (self.user_key, self.env_key):
+        self.user_key, self.env_key, self.env_key_2 = (self.keys / name
+                                                       for name in ("user_key", "env_key", "env_key_2"))
+        for key in (self.user_key, self.env_key, self.env_key_2):
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", key.name, "-f", str(key)], check=True)
 
     def public(self, key):
@@ -138,7 +139,8 @@ class SandboxFactory:
         self.made.append(sandbox)
         data = {**self.settings, "vnc_port": free_port(), "novnc_port": free_port(), "sshd_port": free_port(),
                 "jupyter_port": free_port(), "ssh_authorized_keys": [self.public(self.user_key)]}
-        env = {"PUBLIC_KEY": self.public(self.env_key), **(env or {})}
+        # vast's PUBLIC_KEY may hold several keys, one per line
+        env = {"PUBLIC_KEY": f"{self.public(self.env_key)}\n{self.public(self.env_key_2)}", **(env or {})}
         return Host(sandbox, sandbox.up(free_port(), env, data, shares=[self.standin.folder]))
 
     def create(self, name):

@@ -7,7 +7,6 @@ namespace (as a container has), with its own sshd on 127.0.0.1 and a key made fo
     sandbox.py up NAME --port 2201 [--env WORKSPACE=/data]   start a host, print its JSON
     sandbox.py create NAME                                   unpack a fresh rootfs, start nothing
     sandbox.py run NAME -- CMD                               run CMD inside, as a Docker RUN step
-    sandbox.py build NAME                                    replay the Dockerfile in a fresh rootfs
     sandbox.py down NAME                                     end its processes, unmount, delete
     sandbox.py demo                                          up + provision + show (the quickstart)
 
@@ -17,7 +16,6 @@ import argparse
 import json
 import os
 import re
-import shlex
 import shutil
 import signal
 import socket
@@ -36,7 +34,7 @@ PIP_CACHE = CACHE / "pip"
 SUITE = "bookworm"
 BASE_PACKAGES = "openssh-server,python3,ca-certificates"
 HOST_TOOLS = {"debootstrap": "debootstrap", "unshare": "util-linux", "ssh": "openssh-client",
-              "ssh-keygen": "openssh-client", "git": "git", "chromium": "chromium"}
+              "ssh-keygen": "openssh-client", "git": "git", "chromium": "chromium", "shellcheck": "shellcheck"}
 
 
 # PID 1 of a sandbox host: start the command, then reap every child until the namespace ends.
@@ -282,57 +280,6 @@ def wait_for_port(port, what, process=None, timeout=20.0):
     raise SystemExit(f"sandbox: {what} did not answer on 127.0.0.1:{port} within {timeout:.0f}s")
 
 
-# -- the Dockerfile, replayed -------------------------------------------------------------------
-
-def dockerfile_steps(dockerfile=PROJECT / "Dockerfile"):
-    """(instruction, argument) pairs of the Dockerfile, continuation lines joined."""
-    text = re.sub(r"\\\n", " ", dockerfile.read_text())
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            instruction, _, argument = line.partition(" ")
-            yield instruction.upper(), argument.strip()
-
-
-def project_files():
-    """What `COPY . ` sends: the files git knows, minus .dockerignore's patterns."""
-    listed = subprocess.run(["git", "-C", PROJECT, "ls-files", "--cached", "--others", "--exclude-standard"],
-                            check=True, capture_output=True, text=True).stdout.split()
-    ignore = PROJECT / ".dockerignore"
-    patterns = [p.strip().rstrip("/") for p in ignore.read_text().splitlines()
-                if p.strip() and not p.startswith("#")] if ignore.exists() else []
-    return [f for f in listed if (PROJECT / f).is_file() and
-            not any(f == p or f.startswith(p + "/") for p in patterns)]
-
-
-def replay_dockerfile(sandbox, build_args=None):
-    """Run the Dockerfile's steps in a fresh rootfs: ARG/ENV/WORKDIR/COPY/RUN (FROM is the rootfs).
-    Returns the exit code of the first failing RUN, else 0."""
-    env, workdir = dict(build_args or {}), "/"
-    for instruction, argument in dockerfile_steps():
-        if instruction == "ARG":
-            name, _, default = argument.partition("=")
-            env.setdefault(name, default)
-        elif instruction == "ENV":
-            name, _, value = argument.partition("=")
-            env[name] = value.strip('"')
-        elif instruction == "WORKDIR":
-            workdir = argument
-        elif instruction == "COPY":
-            source, dest = argument.split()
-            assert source == ".", "the replay knows `COPY . DEST` only"
-            target = sandbox.rootfs / dest.lstrip("/")
-            for name in project_files():
-                (target / name).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(PROJECT / name, target / name)
-        elif instruction == "RUN":
-            log(f"RUN {argument}")
-            done = sandbox.run(f"mkdir -p {shlex.quote(workdir)} && cd {shlex.quote(workdir)} && {argument}", env)
-            if done.returncode:
-                return done.returncode
-    return 0
-
-
 # -- quickstart ----------------------------------------------------------------------------------
 
 def controller_python():
@@ -391,7 +338,7 @@ def main(argv=None):
     up.add_argument("name")
     up.add_argument("--port", type=int, required=True)
     up.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
-    for name in ("create", "down", "build"):
+    for name in ("create", "down"):
         commands.add_parser(name).add_argument("name")
     run = commands.add_parser("run")
     run.add_argument("name")
@@ -418,12 +365,6 @@ def main(argv=None):
     elif args.command == "run":
         command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
         sys.exit(Sandbox(args.name).run(" ".join(command)).returncode)
-    elif args.command == "build":
-        from visomaster_standin import StandIn
-        sandbox = Sandbox(args.name)
-        standin = StandIn(sandbox.dir / "standin").make()
-        sandbox.create(shares=[standin.folder])
-        sys.exit(replay_dockerfile(sandbox, {"RED_DATA": red_data(standin_settings(standin))}))
 
 
 if __name__ == "__main__":

@@ -71,7 +71,8 @@ def wait_jupyter(host, timeout=30):
 def test_ssh_takes_the_given_keys_and_nothing_else(provisioned, sandbox_factory, tmp_path):
     wait_running(provisioned, {"sshd"})
     assert red_ssh(provisioned, sandbox_factory.user_key).stdout == "in\n", "the key from ssh_authorized_keys"
-    assert red_ssh(provisioned, sandbox_factory.env_key).stdout == "in\n", "the key from PUBLIC_KEY"
+    for key in (sandbox_factory.env_key, sandbox_factory.env_key_2):
+        assert red_ssh(provisioned, key).stdout == "in\n", "each key of PUBLIC_KEY's lines"
     stranger = red_ssh(provisioned, new_key(tmp_path, "stranger"))
     assert stranger.returncode == 255 and "Permission denied (publickey)" in stranger.stderr
     password = red_ssh(provisioned, new_key(tmp_path, "any"), "-o", "PubkeyAuthentication=no",
@@ -160,7 +161,7 @@ def test_a_changed_token_restarts_jupyter_alone(provisioned):
     log_size = supervisord_log_size(provisioned)
     run = converge([provisioned], "--data", "jupyter_token=a-given-token-123")
     assert "a-given-token-123" not in run.stdout + run.stderr
-    assert run.changed(provisioned) == ["JupyterLab | Token (given)", CONVERGE_PROGRAMS]
+    assert run.changed(provisioned) == ["JupyterLab: token and configuration | Token (given)", CONVERGE_PROGRAMS]
     wait_jupyter(provisioned)
     assert token(provisioned) == "a-given-token-123"
     assert stopped_since(provisioned, log_size) == {"jupyter"}, "Red restarted Jupyter and nothing else"

@@ -1,9 +1,13 @@
 """The model fetcher (files/models/red-models, issue 5), run as the target runs it, against a local
 HTTP server (tests/models_server.py) serving generated files, over real loopback HTTP."""
+import contextlib
 import hashlib
+import http.server
 import json
+import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -36,20 +40,33 @@ def url_path(name):
     return f"/visomaster/visomaster-assets/releases/download/v1.0.0/{name}"
 
 
-def table(tmp_path, files, base, digests=None):
-    """The app's own models_data.py shape: f-strings over models_dir and assets_repo."""
+def table(tmp_path, files, base, digests=None, more=()):
+    """The app's own models_data.py shape: f-strings over models_dir and assets_repo. `more`: further
+    entries as (local_path, content, url), both written as f-strings."""
+    listed = [(f"{{models_dir}}/sub/{name}", content, f"{{assets_repo}}/v1.0.0/{name}", (digests or {}).get(name))
+              for name, content in files.items()] + [(*entry, None) for entry in more]
     entries = "".join(
-        f'    {{\n        "model_name": "{name}",\n        "local_path": f"{{models_dir}}/sub/{name}",\n'
-        f'        "hash": "{(digests or {}).get(name) or hashlib.sha256(content).hexdigest()}",\n'
-        f'        "url": f"{{assets_repo}}/v1.0.0/{name}"\n    }},\n' for name, content in files.items())
+        f'    {{\n        "model_name": "{local.rsplit("/", 1)[-1]}",\n        "local_path": f"{local}",\n'
+        f'        "hash": "{digest or hashlib.sha256(content).hexdigest()}",\n'
+        f'        "url": f"{url}"\n    }},\n' for local, content, url, digest in listed)
     path = tmp_path / "models_data.py"
     path.write_text(TABLE.format(base=base, entries=entries, zero="0" * 64))
     return path
 
 
-def fetch(table_path, folder, *args):
-    done = subprocess.run([sys.executable, str(FETCHER), "--table", str(table_path), "--dir", str(folder),
-                           "--backoff", "0.05", "--every", "0.2", *args], capture_output=True, text=True, timeout=120)
+def manifest(tmp_path, entries):
+    """A JSON manifest from (path, content, url)."""
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps([{"name": os.path.basename(local) or "empty", "path": local, "url": url,
+                                 "sha256": hashlib.sha256(content).hexdigest()} for local, content, url in entries]))
+    return path
+
+
+def fetch(list_path, folder, *args):
+    source = "--manifest" if list_path.suffix == ".json" else "--table"
+    done = subprocess.run([sys.executable, str(FETCHER), source, str(list_path), "--dir", str(folder),
+                           "--backoff", "0.05", "--every", "0.2", *args], capture_output=True, text=True, timeout=120,
+                          check=False)
     return done
 
 
@@ -139,6 +156,166 @@ def test_a_mirror_replaces_the_download_host(tmp_path, served):
     done = fetch(table(tmp_path, files, "https://github.com"), tmp_path / "models", "--base-url", server.url(""))
     assert done.returncode == 0, done.stderr
     assert {r[1] for r in server.requests if r[0] == "GET"} == {url_path(name) for name in files}
+
+
+# -- the list cannot write outside --dir: whoever controls the app's repository controls the table ----------
+
+ESCAPES = {"escape.bin", "abs.bin", "x.bin", "through.bin", "file_url.bin"}
+
+
+@pytest.fixture
+def escapes(tmp_path, served):
+    """Files an entry could write outside --dir, served (and, for file://, on disk) so that a fetcher
+    that does not refuse them would really write them; --dir is tmp_path/app/models, `outside` a folder
+    a link inside --dir points to."""
+    server, files = served
+    evil = {name: name.encode() * 1000 for name in ESCAPES}
+    server.files.update({url_path(name): content for name, content in evil.items()})
+    (tmp_path / "source").mkdir()
+    (tmp_path / "source" / "file_url.bin").write_bytes(evil["file_url.bin"])
+    folder, outside = tmp_path / "app" / "models", tmp_path / "outside"
+    (folder / "sub").mkdir(parents=True)
+    outside.mkdir()
+    (folder / "linked").symlink_to(outside)
+    yield server, files, evil, folder, outside
+
+
+def assert_refused_and_nothing_outside(done, status, escapes, before):
+    server, files, evil, folder, outside = escapes
+    assert done.returncode == 1, done.stderr
+    failed = {entry["path"]: entry["reason"] for entry in json.loads(status.read_text())["failed"]}
+    for name in ESCAPES:
+        refused = [path for path in failed if path.endswith(name) and failed[path].startswith("refused: ")]
+        assert refused, (name, failed)
+        assert any(line.strip().startswith(f"{refused[0]}: refused: ") for line in done.stderr.splitlines()), name
+    assert failed["../escape.bin"] == "refused: the path leaves the models folder"
+    assert failed["linked/through.bin"] == "refused: the path passes through a symbolic link"
+    assert failed["sub/file_url.bin"] == "refused: only http:// and https:// URLs are fetched, not file:"
+    for name, content in files.items():
+        assert (folder / "sub" / name).read_bytes() == content, "the good entries are fetched all the same"
+    assert set(json.loads((folder / ".red-verified.json").read_text())) == {
+        str(folder / "sub" / name) for name in files}
+    assert not [r for r in server.requests if r[1] in {url_path(name) for name in evil}]
+    assert not list(outside.iterdir())
+    assert not list(folder.rglob("*file_url*")) and not list(folder.rglob("*.part"))
+    everything = {path for path in folder.parent.parent.rglob("*") if folder not in path.parents}
+    assert everything == before | {status}, "nothing is written outside --dir"
+
+
+def test_a_table_cannot_write_outside_the_models_folder(tmp_path, escapes):
+    server, files, evil, folder, _ = escapes
+    status = tmp_path / "status.json"
+    absolute = tmp_path / "app" / "abs.bin"
+    listed = table(tmp_path, files, server.url(""), more=[
+        ("{models_dir}/../escape.bin", evil["escape.bin"], "{assets_repo}/v1.0.0/escape.bin"),
+        (str(absolute), evil["abs.bin"], "{assets_repo}/v1.0.0/abs.bin"),
+        ("{models_dir}/../../x.bin", evil["x.bin"], "{assets_repo}/v1.0.0/x.bin"),
+        ("{models_dir}/linked/through.bin", evil["through.bin"], "{assets_repo}/v1.0.0/through.bin"),
+        ("{models_dir}/sub/file_url.bin", evil["file_url.bin"], f"file://{tmp_path}/source/file_url.bin")])
+    before = {path for path in tmp_path.rglob("*") if folder not in path.parents}
+    done = fetch(listed, folder, "--status", str(status))
+    assert_refused_and_nothing_outside(done, status, escapes, before)
+    assert "5 of 8 files could not be fetched" in done.stderr
+    assert not absolute.exists() and not (tmp_path / "x.bin").exists()
+
+
+def test_a_manifest_cannot_write_outside_the_models_folder(tmp_path, escapes):
+    server, files, evil, folder, outside = escapes
+    status = tmp_path / "status.json"
+    (outside / "target.bin").write_bytes(b"not a model")
+    (folder / "sub" / "final.bin").symlink_to(outside / "target.bin")
+    url = server.url(url_path("escape.bin"))  # served: a refusal is the only thing that stops these
+    good = [(f"sub/{name}", content, server.url(url_path(name))) for name, content in files.items()]
+    listed = manifest(tmp_path, good + [
+        ("../escape.bin", evil["escape.bin"], url),
+        (str(tmp_path / "app" / "abs.bin"), evil["abs.bin"], server.url(url_path("abs.bin"))),
+        ("sub/../../x.bin", evil["x.bin"], server.url(url_path("x.bin"))),
+        ("linked/through.bin", evil["through.bin"], server.url(url_path("through.bin"))),
+        ("sub/file_url.bin", evil["file_url.bin"], f"file://{tmp_path}/source/file_url.bin"),
+        ("sub/final.bin", evil["escape.bin"], url),
+        ("", evil["escape.bin"], url),
+        ("sub/bad\x1b[2J.bin", evil["escape.bin"], url),
+        ("sub/ftp.bin", evil["escape.bin"], "ftp://127.0.0.1/escape.bin"),
+        ("sub/data.bin", b"hi", "data:application/octet-stream,hi")])
+    before = {path for path in tmp_path.rglob("*") if folder not in path.parents}
+    done = fetch(listed, folder, "--status", str(status))
+    (outside / "target.bin").unlink()  # checked here: the others must leave `outside` empty
+    assert_refused_and_nothing_outside(done, status, escapes, before - {outside / "target.bin"})
+    failed = {entry["path"]: entry["reason"] for entry in json.loads(status.read_text())["failed"]}
+    assert failed[str(tmp_path / "app" / "abs.bin")] == "refused: the path is absolute"
+    assert failed["sub/final.bin"] == "refused: the path passes through a symbolic link"
+    assert failed["''"] == "refused: the path is empty"
+    assert failed["'sub/bad\\x1b[2J.bin'"] == "refused: the path contains control characters"
+    assert "\x1b" not in done.stderr, "a control character never reaches the terminal"
+    assert failed["sub/ftp.bin"].endswith("not ftp:") and failed["sub/data.bin"].endswith("not data:")
+    assert "10 of 13 files could not be fetched" in done.stderr
+
+
+def test_a_mirror_that_is_not_http_is_refused(tmp_path, served):
+    server, files = served
+    done = fetch(table(tmp_path, files, server.url("")), tmp_path / "models", "--base-url", f"file://{tmp_path}")
+    assert done.returncode == 1
+    assert "sub/model_0.onnx: refused: only http:// and https:// URLs are fetched, not file:" in done.stderr
+    assert not server.requests and not (tmp_path / "models" / "sub").exists()
+
+
+def test_file_urls_only_with_the_hidden_flag(tmp_path):
+    content = b"a local model" * 100
+    (tmp_path / "model.bin").write_bytes(content)
+    listed = manifest(tmp_path, [("sub/model.bin", content, f"file://{tmp_path}/model.bin")])
+    assert fetch(listed, tmp_path / "models").returncode == 1
+    done = fetch(listed, tmp_path / "models", "--allow-file-urls")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "models" / "sub" / "model.bin").read_bytes() == content
+
+
+@contextlib.contextmanager
+def redirecting(location):
+    """A server that answers every request with a redirect to `location`."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(302)
+            self.send_header("Location", location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_HEAD = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_a_redirect_to_ftp_is_not_followed(tmp_path):
+    with redirecting("ftp://127.0.0.1:9/model.bin") as base:
+        listed = manifest(tmp_path, [("model.bin", b"x", f"{base}/model.bin")])
+        done = fetch(listed, tmp_path / "models", "--retries", "0")
+    assert done.returncode == 1
+    assert "model.bin: refused: only http:// and https:// URLs are fetched, not ftp: (a redirect from" in done.stderr
+
+
+def test_the_status_and_verified_files_are_not_written_through_links(tmp_path, served):
+    server, files = served
+    folder, outside = tmp_path / "models", tmp_path / "outside"
+    folder.mkdir()
+    outside.mkdir()
+    status = folder / ".red-status.json"
+    for name in (status.name, ".red-verified.json", f"{status.name}.tmp", ".red-verified.json.tmp"):
+        (outside / name).write_text("not ours")
+        (folder / name).symlink_to(outside / name)  # the files themselves, and where a temporary file was
+    done = fetch(table(tmp_path, files, server.url("")), folder, "--status", str(status))
+    assert done.returncode == 0, done.stderr
+    assert {path.read_text() for path in outside.iterdir()} == {"not ours"} and len(list(outside.iterdir())) == 4
+    assert not status.is_symlink() and json.loads(status.read_text())["state"] == "done"
+    assert not (folder / ".red-verified.json").is_symlink()
+    assert not [path for path in folder.iterdir() if path.name.endswith(".tmp") and not path.is_symlink()]
 
 
 # -- end to end: the deploy fetches them on a sandbox host (models_at) ------------------------------

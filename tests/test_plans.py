@@ -55,8 +55,10 @@ def steps(state, stamp="20261123-120000"):
 
 def test_nothing_there_is_cloned():
     notes, commands = steps({"state": "missing"})
-    assert commands[0] == f"git clone --quiet {REPO} /w/VisoMaster"
-    assert commands[-1].endswith(f"checkout --quiet --detach {COMMIT}")
+    partial = "/w/VisoMaster.red-clone-20261123-120000"
+    assert commands == [f"git clone --quiet --no-checkout -- {REPO} {partial}",
+                        f"git -c safe.directory='*' -C {partial} checkout --quiet --detach {COMMIT}",
+                        f"mv -T {partial} /w/VisoMaster"], "cloned beside the path, moved into place when whole"
 
 
 def test_an_empty_folder_is_replaced_by_the_clone():
@@ -98,8 +100,9 @@ def test_a_ref_is_resolved_on_the_controller_to_its_commit(tmp_path):
     first = run("rev-parse", "HEAD")
     run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "--allow-empty", "-m", "two")
     url = f"file://{tmp_path}"
-    assert git.resolve(url, "v1") == first, "an annotated tag resolves to its commit, not the tag object"
-    assert git.resolve(url, "main") == run("rev-parse", "HEAD")
-    assert git.resolve(url, COMMIT) == COMMIT, "a full hash is used as it is"
+    assert git.resolve(url, "v1") == git.Pin(url, "v1", first, "tag"), \
+        "an annotated tag resolves to its commit, not the tag object"
+    assert git.resolve(url, "main") == git.Pin(url, "main", run("rev-parse", "HEAD"), "branch")
+    assert git.resolve(url, COMMIT) == git.Pin(url, COMMIT, COMMIT, "commit"), "a full hash is used as it is"
     with pytest.raises(git.RefError, match="'nope' is no branch or tag of"):
         git.resolve(url, "nope")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.settings import SETTINGS, SettingError, resolve, savable
+from tasks.settings import SETTINGS, SettingError, check, resolve, savable
 
 GROUP_DATA = Path(__file__).resolve().parent.parent / "group_data" / "all.py"
 
@@ -145,3 +145,144 @@ def test_the_jupyter_token_comes_from_vast_and_never_shows_in_its_error():
     assert values["jupyter_token"] == "open-button-token"
     with pytest.raises(SettingError, match=r"setting jupyter_token = \(hidden\) \(from \$JUPYTER_TOKEN\)"):
         resolve(defaults(), {}, {"JUPYTER_TOKEN": "short"}, {})
+
+
+def refused(name, value, **where):
+    """The one line a refused --data value (or, with env=VAR, an environment value) gives."""
+    environment = {where["env"]: value} if "env" in where else {}
+    with pytest.raises(SettingError) as raised:
+        resolve(defaults(), {} if environment else {name: value}, environment, {})
+    message = str(raised.value)
+    assert "\n" not in message and message.startswith(f"setting {name} = ") and " is not allowed: expected " in message
+    return message
+
+
+PATHS = ["workspace", "logs_dir", "red_dir", "visomaster_dir", "visomaster_venv", "models_dir", "jupyter_dir",
+         "models_manifest"]
+HOSTILE = ["/srv/$(touch /tmp/x)", "/a;id", "/$(id)", "/a`id`", "/a b", '/a"b', "/a'b", "/a%b", "/a\nb", "/a\0b",
+           "/a\tb", "/a|b", "/a&b", "/a<b", "/a>b", "/a\\b", "/a*", "/wörk", "-rf", "/-rf", "/data/-x", "relative",
+           "~/x", "/", "//", "/etc", "/etc/", "//etc", "/etc/red", "/usr/lib/x", "/usr/local/red", "/bin", "/lib64/x",
+           "/boot/x", "/dev/shm/x", "/proc/1", "/sys/x", "/run/red", "/var/run/red", "/tmp", "/tmp/x", "/var/tmp/x",
+           "/var", "/var/lib", "/var/log", "/home", "/root", "/opt", "/srv", "/mnt", "/data/../etc", "/data/..",
+           "/..", "/data/./x", "/."]
+
+
+@pytest.mark.parametrize("name", PATHS)
+@pytest.mark.parametrize("value", HOSTILE)
+def test_a_path_setting_refuses_hostile_and_system_paths(name, value):
+    message = refused(name, value)
+    assert message.startswith(f"setting {name} = {value!r} (from --data) is not allowed: expected ")
+    assert "an absolute path of letters, digits and ._+-" in message
+
+
+@pytest.mark.parametrize("name", PATHS)
+@pytest.mark.parametrize("value, expected", [
+    ("/workspace", "/workspace"), ("/data", "/data"), ("/logs", "/logs"), ("/mnt/work/VisoMaster", None),
+    ("/opt/red", None), ("/opt/visomaster/venv", None), ("/home/red/work", None), ("/var/workspace", None),
+    ("/var/lib/red", None), ("/srv/red", None), ("/root/red", None), ("/data/models/manifest.json", None),
+    ("/data/my_models-v1.2+cu124", None), ("/workspace/", "/workspace"), ("/data//models", "/data/models"),
+])
+def test_a_path_setting_takes_plain_paths_outside_the_system_folders(name, value, expected):
+    assert check(name, value, "from --data") == (expected or value)
+
+
+def test_a_path_from_the_environment_is_refused_with_where_it_came_from():
+    assert refused("workspace", "/workspace;id", env="WORKSPACE").startswith(
+        "setting workspace = '/workspace;id' (from $WORKSPACE) is not allowed: expected an absolute path")
+    assert refused("jupyter_dir", "/etc", env="JUPYTER_DIR").startswith(
+        "setting jupyter_dir = '/etc' (from $JUPYTER_DIR)")
+
+
+@pytest.mark.parametrize("value", ["root", "nobody", "sshd", "daemon", "bin", "www-data", "messagebus",
+                                   "systemd-network", "_apt", "-red", "red;id", "red user", "$(id)", "`id`",
+                                   "red\n", "red\0", "Red", "../red", "/red", "rèd", "r" * 33, ""])
+def test_the_desktop_user_is_neither_hostile_nor_root_nor_a_system_account(value):
+    assert refused("desktop_user", value).startswith(
+        f"setting desktop_user = {value!r} (from --data) is not allowed: expected a Unix user name")
+
+
+@pytest.mark.parametrize("value", ["red", "alice", "viso-user", "user_2"])
+def test_the_desktop_user_takes_ordinary_names(value):
+    assert check("desktop_user", value, "from --data") == value
+
+
+URL_HOSTILE = ["https://host/$(id).git", "https://host/a;id", "https://host/`id`", "https://host/a'b", 'https://host/a"b',
+               "https://host/a b", "https://host/a\nb", "https://host/a\0b", "https://host/a\tb", "https://host/a|b",
+               "https://host/a&b", "https://host/a<b", "https://host/a>b", "https://host/a\\b",
+               "https://host/%(ENV_JUPYTER_TOKEN)s", "https://hóst/x", "https://", "https:///x", "-oProxyCommand=id",
+               "https://-oProxyCommand=id/x", "ftp://host/x", "/srv/repo.git", "../repo", "host/x", ""]
+
+
+@pytest.mark.parametrize("value", URL_HOSTILE + ["ssh://-oProxyCommand=id/x", "ssh://git@-host/x", "ssh://host:-p/x",
+                                                 "git@-oProxyCommand=id:x", "-git@host:x", "git@host:-x",
+                                                 "file://relative/x", "ext::sh -c id", "git@host:"])
+def test_the_git_url_refuses_hostile_values(value):
+    assert refused("visomaster_repo", value).startswith(
+        f"setting visomaster_repo = {value!r} (from --data) is not allowed: expected a git URL")
+
+
+@pytest.mark.parametrize("value", ["https://github.com/visomaster/VisoMaster.git", "git@github.com:me/VisoMaster.git",
+                                   "file:///var/tmp/red-sandbox/x/origin.git", "ssh://git@github.com/me/VisoMaster.git",
+                                   "ssh://git@host:2222/~me/repo.git", "git://127.0.0.1:9418/origin.git",
+                                   "http://10.0.0.5:8000/VisoMaster.git", "https://gitlab.com/g/p.git"])
+def test_the_git_url_takes_real_ones(value):
+    assert check("visomaster_repo", value, "from --data") == value
+
+
+@pytest.mark.parametrize("value", [url for url in URL_HOSTILE if url] + ["git://host/x", "file:///srv/x", "ssh://host/x"])
+def test_the_models_base_url_refuses_hostile_values(value):
+    assert refused("models_base_url", value).startswith(
+        f"setting models_base_url = {value!r} (from --data) is not allowed: expected empty, or an http(s) URL")
+
+
+@pytest.mark.parametrize("value", ["http://10.0.0.5:8000", "https://mirror.example.com/models/", "http://[::1]:8000",
+                                   "https://gitlab.com/g/p/-/raw/main", "https://host/x?a=1", ""])
+def test_the_models_base_url_takes_real_ones(value):
+    assert check("models_base_url", value, "from --data") == value
+
+
+@pytest.mark.parametrize("value", ["short", "a;idxxxxxx", "$(id)xxxx", "`id`xxxxxx", "tok'enxxxx", 'tok"enxxxx',
+                                   "tok%enxxxx", "tok enxxxx", "tokenxxxx\n", "token\0xxxx", "token\x1bxxxx",
+                                   "tok+enxxxx", "tok/enxxxx", "../../etc/passwd", "tökenxxxx", "t" * 257])
+def test_a_jupyter_token_is_url_safe_and_never_shown(value):
+    message = refused("jupyter_token", value, env="JUPYTER_TOKEN")
+    assert message.startswith("setting jupyter_token = (hidden) (from $JUPYTER_TOKEN) is not allowed: expected empty")
+    assert value not in message
+
+
+@pytest.mark.parametrize("value", ["open-button-token", "a-given-token-123", "0123456789abcdef" * 4,
+                                   "-Xy_z.~01", "t" * 256])
+def test_a_jupyter_token_takes_url_safe_ones(value):
+    assert check("jupyter_token", value, "from --data") == value
+
+
+@pytest.mark.parametrize("value", ["abc\ndefgh", "abc\0defgh", "abcdefgh\n", "tab\tpassword", "pässwört", "x" * 129,
+                                   "\x1b[2Jabcdef"])
+def test_a_vnc_password_is_printable_ascii_and_never_shown(value):
+    message = refused("vnc_password", value, env="VNC_PW")
+    assert message.startswith("setting vnc_password = (hidden) (from $VNC_PW) is not allowed: expected empty")
+    assert value not in message
+
+
+@pytest.mark.parametrize("value", ["given-secret-1", "pa'ss\"wo;rd$(id)`%", "a b c d", "x" * 128])
+def test_a_vnc_password_may_hold_any_printable_ascii(value):
+    assert check("vnc_password", value, "from --data") == value
+
+
+@pytest.mark.parametrize("comment", ["me\nevil", "me\tlaptop", "me\rlaptop", "me\x1b[2J", "me\0", "me\u2028x"])
+def test_a_public_key_comment_holds_no_control_character(comment):
+    refused("ssh_authorized_keys", [public_key(comment)])
+
+
+@pytest.mark.parametrize("value", ["-main", "ma\nin", "ma\0in", "ma in", "mäin", "$(id)", "a;b", "a`b`", "../x"])
+def test_the_visomaster_ref_refuses_hostile_values(value):
+    refused("visomaster_ref", value)
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+@pytest.mark.parametrize("control", ["\0", "\n", "\x1b", "\x7f", "\u2028"])
+def test_no_setting_takes_a_control_character(name, control):
+    text = {"log_backups": "15", "models_parallel": "12", "extra_apt_packages": "htop",
+            "ssh_authorized_keys": public_key(), "instance_public_keys": public_key()}.get(
+                name, str(defaults()[name]).lower())
+    refused(name, text[:1] + control + text[1:])

@@ -55,6 +55,16 @@ def test_the_first_look_splits_the_environment_the_distribution_and_the_saved_sn
     assert FirstLook().process(["WORKSPACE=/data", "@os-release"])["snapshot"] is None
 
 
+def test_the_first_look_keeps_every_line_of_a_variable(tmp_path):
+    """PUBLIC_KEY may hold several keys, one per line: the command escapes them, the parser restores them."""
+    environ = tmp_path / "environ"
+    environ.write_bytes(b"PUBLIC_KEY=ssh-ed25519 AAAA one\nssh-ed25519 BBBB two\\x\0PATH=/bin\0WORKSPACE=/data\0")
+    command = FirstLook().command(["PUBLIC_KEY", "WORKSPACE"]).replace("/proc/1/environ", str(environ))
+    output = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
+    look = FirstLook().process(output.splitlines())
+    assert look["environment"] == {"PUBLIC_KEY": "ssh-ed25519 AAAA one\nssh-ed25519 BBBB two\\x", "WORKSPACE": "/data"}
+
+
 def test_a_no_op_apply_sends_at_most_three_commands_and_lists_every_operation(provisioned):
     run = converge([provisioned])
     assert run.sent(provisioned) <= 3

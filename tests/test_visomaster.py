@@ -76,6 +76,15 @@ def test_the_checkout_moved_away_is_moved_back(provisioned, standin):
     wait_running(provisioned, APP, exclude_pids=[pid])
 
 
+def test_a_git_lock_left_by_a_killed_git_is_removed_before_the_checkout_moves(provisioned, standin):
+    git(provisioned, "checkout", "--quiet", "--detach", "v0.1.0")
+    provisioned.ssh(f"su red -c 'touch {CHECKOUT}/.git/index.lock'")
+    assert converge([provisioned]).changed(provisioned) == [
+        "VisoMaster | Remove a git lock left by a killed git", CHECKOUT_OP, CONVERGE_PROGRAMS]
+    assert git(provisioned, "rev-parse", "HEAD") == standin.head()
+    assert not provisioned.path(f"{CHECKOUT}/.git/index.lock").exists()
+
+
 def test_a_local_edit_survives_a_new_commit_and_the_apply_says_how(provisioned, standin):
     provisioned.ssh(f"su red -c 'echo \"# my edit\" >> {CHECKOUT}/app/ui.py'")
     new = standin.commit("Upstream moves on", {"app/version.py": 'VERSION = "0.1.2"\n'}, push=True)

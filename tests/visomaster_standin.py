@@ -6,6 +6,8 @@ opencv-python instead of opencv-python-headless). Their versions carry a local l
 pip can only find them here, never on PyPI.
 
 Sandbox hosts see this folder at the same path (Sandbox.share), so `file://` URLs work on both sides.
+An image build sees nothing of it: serve the folder (tests/engine.py, StandInServer) and give the
+wheels' URL (`wheels_url`), which the requirements files then name instead of the folder.
 """
 import base64
 import hashlib
@@ -53,9 +55,10 @@ VERSIONS = {"onnxruntime": "1.20.0+standin", "onnxruntime_gpu": "1.20.0+standin"
             "red_extra": "1.0+standin"}
 
 
-def requirements(wheels, extra=()):
+def requirements(find_links, extra=()):
+    """A requirements file of the stand-in, with its wheels found at `find_links` (a URL)."""
     return "\n".join([
-        f"--find-links file://{wheels}",
+        f"--find-links {find_links}",
         "PySide6-Essentials==6.7.2",
         "tqdm==4.66.5",
         f"onnxruntime-gpu=={VERSIONS['onnxruntime_gpu']}",
@@ -67,13 +70,15 @@ def requirements(wheels, extra=()):
 
 class StandIn:
     """The folder: `origin.git` (bare, what visomaster_repo points at), `work` (where the test
-    commits), `wheels`."""
+    commits), `wheels`. The requirements files find the wheels at `wheels_url` when given (the folder
+    served over HTTP), else in the folder itself (`file://`)."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, wheels_url=None):
         self.folder = Path(folder)
         self.origin = self.folder / "origin.git"
         self.work = self.folder / "work"
         self.wheels = self.folder / "wheels"
+        self.find_links = wheels_url or f"file://{self.wheels}"
 
     @property
     def url(self):
@@ -86,8 +91,8 @@ class StandIn:
         self.work.mkdir()
         self.git("init", "--quiet", "--initial-branch=main")
         self.write({"main.py": MAIN, "app/__init__.py": "", "app/ui.py": UI,
-                    "requirements_cu124.txt": requirements(self.wheels),
-                    "requirements_cu118.txt": requirements(self.wheels),
+                    "requirements_cu124.txt": requirements(self.find_links),
+                    "requirements_cu118.txt": requirements(self.find_links),
                     ".gitignore": "model_assets\ntensorrt-engines\n.thumbnails/\nlast_workspace.json\n"})
         self.commit("The stand-in app")
         self.git("tag", "v0.1.0")

@@ -1,0 +1,51 @@
+"""The workspace an image carries. A volume mounted on the workspace hides what the image built
+there (Docker fills a new named volume from the image, a bind mount it does not), so an image build
+keeps a copy of it apart (hard links: no space twice), and a start copies it into a workspace that
+lacks the checkout, without the network."""
+import hashlib
+import shlex
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.files import Directory
+
+from tasks import managed
+from tasks.facts import Checkout
+
+SEED = "/var/lib/red/workspace-seed"
+
+
+@deploy("Workspace seed")
+def seeded(checkout):
+    """A workspace without the checkout gets whatever the image's seed holds that it lacks (as the
+    desktop user: nothing of root's follows what the user made there)."""
+    data = host.data
+    managed.declare(paths=[SEED], checkouts=[checkout])
+    copy = ("cd {seed} && for name in * .[!.]*; do [ -e \"$name\" ] || continue; rmdir {ws}/\"$name\" 2>/dev/null; "
+            "[ -e {ws}/\"$name\" ] || [ -L {ws}/\"$name\" ] || {{ cp -a \"$name\" {ws}/.red-seed-\"$name\" "
+            "&& mv -T {ws}/.red-seed-\"$name\" {ws}/\"$name\"; }} || exit 1; done"
+            ).format(seed=shlex.quote(SEED), ws=shlex.quote(data.workspace))
+
+    def nothing_to_seed(seed, state):
+        return not seed or state.get("state") not in ("missing", "empty")
+
+    def converge():
+        if not nothing_to_seed(host.get_fact(Directory, path=SEED), host.get_fact(Checkout, path=checkout)):
+            yield f"runuser -u {data.desktop_user} -- sh -c {shlex.quote(copy)}"
+    return managed.checked(
+        name=f"An empty workspace gets what the image holds ({SEED})", unchanged="nothing to seed",
+        matches=lambda seen: nothing_to_seed(SEED in seen["paths"], seen["checkouts"].get(checkout, {})),
+        converge=converge,
+    )
+
+
+@deploy("Workspace seed")
+def kept_in_the_image(commit):
+    """In an image build: the workspace as built, kept apart for workspaces mounted empty."""
+    workspace, partial = host.data.workspace, f"{SEED}.new"
+    return managed.once(
+        name=f"The workspace, kept for empty volumes ({SEED})",
+        commands=[f"rm -rf {partial} && mkdir -p /var/lib/red && cp -al {shlex.quote(workspace)} {partial} "
+                  f"&& rm -rf {SEED} && mv -T {partial} {SEED}"],
+        marker=f"{SEED}.made", key=hashlib.sha256(f"{workspace} {commit}".encode()).hexdigest(),
+    )
