@@ -37,25 +37,27 @@ def desktop():
     managed.put(name="noVNC opens connected and scaled", src="files/desktop/novnc-index.html",
                 dest=f"{NOVNC_WEB}/index.html", mode="644")
     vnc_auth, password = vnc_password()
+    novnc_address = "127.0.0.1:" if data.vnc_passwordless else ""
 
     x_env = {"DISPLAY": DISPLAY, "HOME": home, "USER": data.desktop_user}
     xvfb = services.program(
-        "xvfb", f"{XVFB} {DISPLAY} -screen 0 {data.vnc_resolution}x24 -nolisten tcp -nolisten local -dpi 96",
+        "xvfb", [XVFB, DISPLAY, "-screen", "0", f"{data.vnc_resolution}x24", "-nolisten", "tcp", "-nolisten", "local",
+                 "-dpi", "96"],
         priority=10, restart_on=[xvfb_start],
     )
     services.program(
-        "window-manager", f"{WAIT_FOR_DISPLAY} /usr/local/bin/red-window-manager",
+        "window-manager", [WAIT_FOR_DISPLAY, "/usr/local/bin/red-window-manager"],
         user=data.desktop_user, directory=home, environment=x_env, priority=20,
         restart_on=[xvfb, session, *menus],
     )
     services.program(
-        "x11vnc", f"{WAIT_FOR_DISPLAY} x11vnc -display {DISPLAY} -rfbport {data.vnc_port} {vnc_auth} "
-                  "-forever -shared -noxdamage -quiet",
+        "x11vnc", [WAIT_FOR_DISPLAY, "x11vnc", "-display", DISPLAY, "-rfbport", str(data.vnc_port), *vnc_auth,
+                   "-forever", "-shared", "-noxdamage", "-quiet"],
         environment={"DISPLAY": DISPLAY}, priority=30,
         restart_on=[xvfb] + ([password] if password else []),
     )
     services.program(
-        "novnc", f"websockify --web {NOVNC_WEB} {data.novnc_port} 127.0.0.1:{data.vnc_port}",
+        "novnc", ["websockify", "--web", NOVNC_WEB, f"{novnc_address}{data.novnc_port}", f"127.0.0.1:{data.vnc_port}"],
         user=data.desktop_user, priority=40,
     )
 
@@ -67,20 +69,21 @@ def window_manager_files(home):
         targets = [("fluxbox-menu.j2", f"{home}/.fluxbox/menu")]
     else:
         targets = [("openbox-menu.xml.j2", f"{home}/.config/openbox/menu.xml")]
-    return [managed.template(name=f"Window manager: {dest.rsplit('/', 1)[1]}", src=f"files/desktop/{src}",
-                             dest=dest, user=user, group=user, mode="644", terminal=TERMINAL)
+    return [managed.user_file(name=f"Window manager: {dest.rsplit('/', 1)[1]}", src=f"files/desktop/{src}",
+                              dest=dest, user=user, terminal=TERMINAL)
             for src, dest in targets]
 
 
 def vnc_password():
     """x11vnc's authentication arguments, and the operation that writes its password file."""
     data = host.data
-    if data.vnc_passwordless:
-        logger.warning(f"[{host.name}] VNC and noVNC are open to anyone who reaches their ports: "
-                       "vnc_passwordless is true")
-        return "-nopw", None
+    if data.vnc_passwordless:  # never open to the network: only through an SSH tunnel (or the portal)
+        logger.warning(f"[{host.name}] VNC and noVNC have no password (vnc_passwordless): they listen on "
+                       f"127.0.0.1 only; reach them through an SSH tunnel, e.g. ssh -L {data.novnc_port}:127.0.0.1:"
+                       f"{data.novnc_port}")
+        return ["-nopw", "-localhost"], None
     if data.phase == "build":
-        return f"-passwdfile {PASSWORD_FILE}", None  # secrets are made at start, never in an image layer
+        return ["-passwdfile", PASSWORD_FILE], None  # secrets are made at start, never in an image layer
     if data.vnc_password:
         if len(data.vnc_password) > VNC_PASSWORD_LENGTH:
             logger.warning(f"[{host.name}] VNC checks only the first {VNC_PASSWORD_LENGTH} characters "
@@ -90,4 +93,4 @@ def vnc_password():
         logger.info(f"[{host.name}] VNC password: generated once, kept in {PASSWORD_FILE} (root only)")
         password = secrets.generated(name="VNC password (generated once)", path=PASSWORD_FILE,
                                      length=VNC_PASSWORD_LENGTH)
-    return f"-passwdfile {PASSWORD_FILE}", password
+    return ["-passwdfile", PASSWORD_FILE], password

@@ -87,26 +87,35 @@ class Snapshot(FactBase):
 class Checkout(FactBase):
     """What is at a checkout's path (see checkout_probe), as parse_checkout reads it."""
 
-    def command(self, path):
-        return checkout_probe(path)
+    def command(self, path, user):
+        return checkout_probe(path, user)
 
     def process(self, output):
         return parse_checkout(output)
 
 
-def checkout_probe(path):
-    """Prints `state missing|empty|other|git`, and for a git checkout its origin, HEAD, whether
-    tracked files are modified (`dirty 0|1`), and whether any ref holds HEAD (`held 0|1`: a HEAD
-    that no branch or tag holds would be lost by moving away from it)."""
+def as_user(user, command):
+    """`command` run as `user`, with that user's home (root never runs what the user can write: a
+    checkout's config and hooks, the app's environment, a requirements file)."""
+    return f"runuser -u {shlex.quote(user)} -- env HOME={shlex.quote('/home/' + user)} {command}"
+
+
+def checkout_probe(path, user, detail=True):
+    """Prints `state missing|empty|other|git`, and for a git checkout its origin and HEAD; with
+    `detail`, whether tracked files are modified (`dirty 0|1`: git status, which may run the
+    checkout's filters) and whether any ref holds HEAD (`held 0|1`: a HEAD that no branch or tag
+    holds would be lost by moving away from it). git runs as `user`, with the checkout's fsmonitor
+    and hooks switched off; the snapshot asks no detail, so it runs nothing the checkout configures."""
     quoted = shlex.quote(path)
-    git = f"git -c safe.directory='*' --git-dir={quoted}/.git --work-tree={quoted}"
+    git = as_user(user, f"git -c core.fsmonitor=false -c core.hooksPath=/dev/null -C {quoted}")
     return (f"if [ ! -e {quoted} ]; then echo state missing; "
             f"elif [ -d {quoted} ] && [ -z \"$(ls -A {quoted})\" ]; then echo state empty; "
             f"elif [ ! -d {quoted}/.git ]; then echo state other; "
             f"else echo state git; echo origin $({git} config remote.origin.url); "
             f"echo head $({git} rev-parse HEAD 2>/dev/null); "
-            f"echo dirty $({git} status --porcelain --untracked-files=no 2>/dev/null | head -c1 | wc -c); "
-            f"echo held $({git} for-each-ref --count=1 --contains HEAD 2>/dev/null | wc -l); fi")
+            + (f"echo dirty $({git} status --porcelain --untracked-files=no 2>/dev/null | head -c1 | wc -c); "
+               f"echo held $({git} for-each-ref --count=1 --contains HEAD 2>/dev/null | wc -l); " if detail else "")
+            + "fi")
 
 
 def parse_checkout(lines):
@@ -128,7 +137,9 @@ def snapshot_command(paths, files, packages, users, listings, supervisor, checko
     pattern, each checkout's state, each link's target, which wanted lines each file holds, and
     supervisord's pid and program states."""
     steps = ["echo @stat", f"stat --printf '%n\\t%F\\t%a\\t%U\\t%G\\n' -- {_quoted(paths)} 2>/dev/null",
-             "echo @sha256", f"sha256sum -- {_quoted(files)} 2>/dev/null" if files else ":",
+             # regular files only: root hashes no link a user may have put in a file's place
+             "echo @sha256", f"find -P {_quoted(files)} -maxdepth 0 -type f -exec sha256sum -- {{}} + 2>/dev/null"
+             if files else ":",
              "echo @dpkg",
              f"dpkg-query -W -f '${{Package}}\\t${{db:Status-Abbrev}}\\n' {_quoted(packages)} 2>/dev/null"
              if packages else ":",
@@ -136,8 +147,8 @@ def snapshot_command(paths, files, packages, users, listings, supervisor, checko
     for folder, pattern in listings:
         steps += [f"printf '@list %s\\n' {shlex.quote(folder + '/' + pattern)}",
                   f"find {shlex.quote(folder)} -maxdepth 1 -name {shlex.quote(pattern)} 2>/dev/null"]
-    for path in checkouts:
-        steps += [f"printf '@checkout %s\\n' {shlex.quote(path)}", checkout_probe(path)]
+    for path, user in checkouts:
+        steps += [f"printf '@checkout %s\\n' {shlex.quote(path)}", checkout_probe(path, user, detail=False)]
     for path, wanted in held_lines:  # 1 or 0 for each wanted line, in order
         quoted = shlex.quote(path)
         steps += [f"printf '@lines %s\\n' {quoted}"] + [

@@ -6,6 +6,8 @@ import subprocess
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
+from tasks import facts
+
 COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
@@ -50,25 +52,29 @@ def resolve(repo, ref, timeout=120):
     raise RefError(f"{ref!r} is no branch or tag of {repo} (a commit must be given as its full 40-character hash)")
 
 
-def plan(state, repo, ref, commit, path, stamp):
+def plan(state, repo, ref, commit, path, stamp, user):
     """(what the operator is told, shell commands) that put `path` at `commit` of `repo`, from the
-    checkout's state (facts.parse_checkout). Nothing is ever deleted: a directory in the way is
-    moved aside, modified tracked files are stashed, and a HEAD no ref holds gets a branch. A clone
-    is made beside the path and moved into place, so an interrupted one never looks like a checkout."""
-    git = f"git -c safe.directory='*' -C {shlex.quote(path)}"
+    checkout's state (facts.parse_checkout). Every command runs as `user`, who owns the checkout
+    (its config and hooks are that user's: root never runs them). Nothing is ever deleted: a
+    directory in the way is moved aside, modified tracked files are stashed, and a HEAD no ref holds
+    gets a branch. A clone is made beside the path and moved into place, so an interrupted one never
+    looks like a checkout."""
+    def as_user(command):
+        return facts.as_user(user, command)
+    git = as_user(f"git -C {shlex.quote(path)}")
     partial = f"{path}.red-clone-{stamp}"  # an interrupted clone is left beside the path, never in it
-    clone = [f"git clone --quiet --no-checkout -- {shlex.quote(repo)} {shlex.quote(partial)}",
-             f"git -c safe.directory='*' -C {shlex.quote(partial)} checkout --quiet --detach {commit}",
-             f"mv -T {shlex.quote(partial)} {shlex.quote(path)}"]
+    clone = [as_user(f"git clone --quiet --no-checkout -- {shlex.quote(repo)} {shlex.quote(partial)}"),
+             as_user(f"git -C {shlex.quote(partial)} checkout --quiet --detach {commit}"),
+             as_user(f"mv -T {shlex.quote(partial)} {shlex.quote(path)}")]
     aside = f"{path}.moved-aside-{stamp}"
     kind = state.get("state", "missing")
     if kind in ("missing", "empty"):
-        remove_empty = [f"rmdir {shlex.quote(path)}"] if kind == "empty" else []
+        remove_empty = [as_user(f"rmdir {shlex.quote(path)}")] if kind == "empty" else []
         return [f"cloning {repo} at {ref} into {path}"], remove_empty + clone
     if kind == "other" or state.get("origin") != repo:
         what = "is not a git checkout" if kind == "other" else f"is a checkout of {state.get('origin') or 'no remote'}"
         return ([f"{path} {what}: moved aside to {aside} (nothing in it is deleted), then cloning {repo}"],
-                [f"mv {shlex.quote(path)} {shlex.quote(aside)}"] + clone)
+                [as_user(f"mv {shlex.quote(path)} {shlex.quote(aside)}")] + clone)
     if state.get("head") == commit:
         return [], []
     notes, commands = [], []

@@ -1,12 +1,14 @@
 """JupyterLab: in its own environment (apart from the app's), with a kernel that runs in the
 app's environment, under supervisor, and never open without a token unless jupyter_open says so."""
 import hashlib
+import shlex
 
 from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.facts.files import File
 
 from tasks import managed, secrets, services
+from tasks.facts import as_user
 from tasks.secrets import SECRETS_DIR
 
 VENV = "/opt/jupyter/venv"
@@ -16,6 +18,7 @@ CONFIG = f"{SECRETS_DIR}/jupyter_server_config.py"  # root only: it reads the to
 TOKEN_FILE = f"{SECRETS_DIR}/jupyter-token"
 KERNELS = "/usr/local/share/jupyter/kernels"  # on every Jupyter's data path
 TOKEN_LENGTH = 32
+KERNEL_AS_USER = "/usr/local/bin/red-kernel-as-user"
 
 
 @deploy("JupyterLab: token and configuration")
@@ -46,26 +49,32 @@ def jupyter(interpreter, access):
         marker=f"{VENV}/red-installed", key=hashlib.sha256(" ".join(PACKAGES).encode()).hexdigest(),
     )
     kernel = app_kernel(interpreter)
-    services.program("jupyter", f"{VENV}/bin/jupyter lab --config={CONFIG}", directory=root_dir(),
+    services.program("jupyter", [f"{VENV}/bin/jupyter", "lab", f"--config={CONFIG}"], directory=root_dir(),
                      environment={"HOME": "/root", "SHELL": "/bin/bash"}, priority=60,
                      restart_on=[installed, kernel, *access])
 
 
 def app_kernel(interpreter):
-    """A kernel that runs in the app's environment, so notebooks import what the app has."""
-    app_venv = host.data.visomaster_venv
+    """A kernel that runs in the app's environment, so notebooks import what the app has. That
+    environment is the desktop user's: the kernel runs as that user (KERNEL_AS_USER), and so does
+    pip when it adds ipykernel there."""
+    app_venv, user = host.data.visomaster_venv, host.data.desktop_user
     marker = f"{app_venv}/red-ipykernel"  # in the environment in use: a new one gets it again
+    managed.put(name="Kernel runner (as the desktop user)", src="files/jupyter/red-kernel-as-user",
+                dest=KERNEL_AS_USER, mode="755")
 
     def converge():
         if not host.get_fact(File, path=marker):
-            yield (f"{app_venv}/bin/python -m pip install -q --disable-pip-version-check {APP_KERNEL} "
-                   f"&& touch {marker}")
+            python = shlex.quote(f"{app_venv}/bin/python")
+            yield as_user(user, f"{python} -m pip install -q --disable-pip-version-check {APP_KERNEL}")
+            yield as_user(user, f"touch {shlex.quote(marker)}")
     managed.declare(paths=[marker])
     managed.checked(name="ipykernel in the app's environment", unchanged="installed",
                     matches=lambda seen: managed.path_matches(seen, marker, "file"), converge=converge)
     return managed.template(
         name="Kernel: VisoMaster's environment", src="files/jupyter/kernel.json.j2",
-        dest=f"{KERNELS}/visomaster/kernel.json", mode="644", python=f"{app_venv}/bin/python",
+        dest=f"{KERNELS}/visomaster/kernel.json", mode="644",
+        argv=[KERNEL_AS_USER, user, f"{app_venv}/bin/python", "{connection_file}"],
         display_name=f"VisoMaster (Python {interpreter.version})",
     )
 
@@ -73,9 +82,9 @@ def app_kernel(interpreter):
 def jupyter_token():
     """The token file's operation: given (jupyter_token, JUPYTER_TOKEN, OPEN_BUTTON_TOKEN) or made once."""
     data = host.data
-    if data.jupyter_open:
-        logger.warning(f"[{host.name}] JupyterLab is open to anyone who reaches port {data.jupyter_port}: "
-                       "jupyter_open is true")
+    if data.jupyter_open:  # never open to the network: only through an SSH tunnel (or the portal)
+        logger.warning(f"[{host.name}] JupyterLab has no token (jupyter_open): it listens on 127.0.0.1 only; "
+                       f"reach it through an SSH tunnel, e.g. ssh -L {data.jupyter_port}:127.0.0.1:{data.jupyter_port}")
         return None
     if data.phase == "build":
         return None  # secrets are made at start, never in an image layer

@@ -12,15 +12,17 @@ reads the instance's environment anyway) runs it: when the deploy declares the s
 snapshot is already there, and a run with nothing to do sends that one command only. With the
 setting `snapshot` off, every operation asks the target for itself, as pyinfra's do.
 """
+import base64
 import hashlib
 import io
+import shlex
 import os
 import posixpath
 import time
 from dataclasses import dataclass, field
 
 from pyinfra import host, logger, state
-from pyinfra.api import FileUploadCommand, FunctionCommand, operation
+from pyinfra.api import FunctionCommand, operation
 from pyinfra.api.util import get_template
 from pyinfra.connectors.local import LocalConnector
 from pyinfra.facts.deb import DebPackages
@@ -29,7 +31,7 @@ from pyinfra.operations import apt, files, server
 from pyinfra.operations.util.files import ensure_mode_int
 
 from tasks import git
-from tasks.facts import Checkout, FirstLook, Snapshot, snapshot_command
+from tasks.facts import Checkout, FirstLook, Snapshot, as_user, snapshot_command
 
 SNAPSHOT_SCRIPTS = "/etc/red/snapshot-{phase}"  # in Red's root-only folder
 
@@ -193,27 +195,25 @@ def project_path(src):
     return os.path.join(state.cwd, src) if state.cwd else src
 
 
-def put(name, src, dest, user=None, group=None, mode=None, secret=False):
-    """files.put of a project file (a path) or of content (bytes). A `secret` is uploaded without
-    a diff and never shown."""
+def put(name, src, dest, user=None, group=None, mode=None):
+    """files.put of a project file (a path) or of content (bytes)."""
     content = src if isinstance(src, bytes) else open(project_path(src), "rb").read()
-    if secret:
-        def converge():  # like files.put, but without a diff and never showing the content
-            if remote_sha256(dest) != sha256(content):
-                host.log(f"Will write the secret {dest} (not shown)")
-                yield FileUploadCommand(io.BytesIO(content), dest, remote_temp_filename=host.get_temp_filename(dest))
-            yield from files.file._inner(path=dest, user=user, group=group, mode=mode)
-    else:
-        def converge():
-            source = io.BytesIO(content) if isinstance(src, bytes) else project_path(src)
-            yield from upload(source, content, dest, user, group, mode)
+
+    def converge():
+        source = io.BytesIO(content) if isinstance(src, bytes) else project_path(src)
+        yield from upload(source, content, dest, user, group, mode)
     return managed_file(name, dest, content, user, group, mode, converge)
+
+
+def render(src, values):
+    """A project template rendered here, as pyinfra renders it (bytes)."""
+    return get_template(project_path(src)).render({"host": host, "state": state, "inventory": state.inventory,
+                                                   **values}).encode()
 
 
 def template(name, src, dest, user=None, group=None, mode=None, **values):
     """files.template: rendered here, as pyinfra renders it, compared by digest, and uploaded by files.put."""
-    text = get_template(project_path(src)).render({"host": host, "state": state, "inventory": state.inventory,
-                                                   **values})
+    text = render(src, values).decode()
     return managed_file(name, dest, text.encode(), user, group, mode,
                         lambda: upload(io.StringIO(text), text.encode(), dest, user, group, mode))
 
@@ -238,12 +238,41 @@ def upload(source, content, dest, user, group, mode):
                                 create_remote_dir=not folder_exists, force=differs)
 
 
-def directory(name, path, user=None, group=None, mode=None):
+def directory(name, path, user=None, group=None, mode=None, by_user=False):
+    """files.directory. `by_user`: the folder is in a place `user` can write, so `user` makes it and
+    sets its mode (root's chown or chmod would follow a link the user put in its place)."""
+    def converge():
+        if not by_user:
+            yield from files.directory._inner(path=path, user=user, group=group, mode=mode)
+            return
+        found = host.get_fact(Directory, path=path)
+        if not (found and found["user"] == user and found["group"] == group and found["mode"] == ensure_mode_int(mode)):
+            quoted = shlex.quote(path)
+            yield as_user(user, f"sh -c {shlex.quote(f'mkdir -p {quoted} && chmod {mode} {quoted}')}")
     declare(paths=[path])
     return checked(
         name=name, unchanged=f"{path} is as declared", contained=True,
         matches=lambda seen: path_matches(seen, path, "directory", mode, user, group),
-        converge=lambda: files.directory._inner(path=path, user=user, group=group, mode=mode),
+        converge=converge,
+    )
+
+
+def user_file(name, src, dest, user, mode="644", **values):
+    """A template rendered into a place `user` writes (its home): written by `user` itself (root
+    would follow a link the user put on the way), inside one command, replaced whole."""
+    content = render(src, values)
+    quoted = shlex.quote(dest)
+    write = (f"mkdir -p {shlex.quote(posixpath.dirname(dest))} && printf %s {base64.b64encode(content).decode()} "
+             f"| base64 -d > {quoted}.red-new && chmod {mode} {quoted}.red-new && mv -f {quoted}.red-new {quoted}")
+
+    def converge():
+        if remote_sha256(dest) != sha256(content):
+            yield as_user(user, f"sh -c {shlex.quote(write)}")
+    declare(files=[dest], paths=[posixpath.dirname(dest)])
+    return checked(
+        name=name, unchanged=f"{dest} is as declared", contained=True,
+        matches=lambda seen: path_matches(seen, dest, "file", mode, user, None, sha256(content)),
+        converge=converge,
     )
 
 
@@ -281,7 +310,7 @@ def once(name, commands, marker, key):
     def converge():
         if remote_sha256(marker) != sha256(recorded):
             yield from commands
-            yield f"echo {key} > {marker}"
+            yield f"echo {shlex.quote(key)} > {shlex.quote(marker)}"
     declare(files=[marker])
     return checked(
         name=name, unchanged=f"done for {key[:12]}",
@@ -319,40 +348,42 @@ def only(name, folder, pattern, keep):
 
 
 def checkout(name, repo, ref, path, user, pin):
-    """The git checkout at `path` is `repo` at the commit `pin` names (git.Pin), owned by `user`;
+    """The git checkout at `path` is `repo` at the commit `pin` names (git.Pin), made and moved by `user`;
     what is in the way is kept (git.plan) and the operator told how. `pin` None leaves the checkout
     as it is (a start whose network did not answer for a branch); a git.RefError fails the step."""
     def converge():
         if isinstance(pin, git.RefError):
             yield failed(f"visomaster_ref: {pin}")
             return
-        notes, commands = git.plan(host.get_fact(Checkout, path=path), repo, ref, pin.commit, path,
-                                   time.strftime("%Y%m%d-%H%M%S"))
+        notes, commands = git.plan(host.get_fact(Checkout, path=path, user=user), repo, ref, pin.commit, path,
+                                   time.strftime("%Y%m%d-%H%M%S"), user)
         for note in notes:
             logger.warning(f"[{host.name}] {note}")
-        if commands:
-            yield from commands
-            yield f"chown -R {user}:{user} {path}"
+        yield from commands
 
     def at_commit(seen):
         if pin is None or isinstance(pin, git.RefError):
             return pin is None
         found = seen["checkouts"].get(path, {})
         return found.get("origin") == repo and found.get("head") == pin.commit
-    declare(checkouts=[path])
+    declare(checkouts=[(path, user)])
     return checked(name=name, unchanged=f"{path} is at {ref}", matches=at_commit, converge=converge)
 
 
-def link(name, path, target):
-    """`path` is a symbolic link to `target`; a directory in its place has its files moved into
-    `target` first (none is overwritten or deleted; what cannot move stays, moved aside)."""
+def link(name, path, target, user):
+    """`path` is a symbolic link to `target`, made by `user` (it is in the user's checkout); a
+    directory in its place has its files moved into `target` first (none is overwritten or
+    deleted; what cannot move stays, moved aside)."""
     def converge():
+        quoted, to = shlex.quote(path), shlex.quote(target)
         if host.get_fact(Directory, path=path) and not host.get_fact(Link, path=path):
-            aside = f"{path}.moved-aside-{time.strftime('%Y%m%d-%H%M%S')}"
+            aside = shlex.quote(f"{path}.moved-aside-{time.strftime('%Y%m%d-%H%M%S')}")
             logger.warning(f"[{host.name}] {path} is a directory: its files move into {target}")
-            yield (f"mkdir -p {target} && find {path} -mindepth 1 -maxdepth 1 -exec mv -n -t {target} {{}} + ; "
-                   f"rmdir {path} 2>/dev/null || mv {path} {aside}")
-        yield from files.link._inner(path=path, target=target)
+            move = (f"mkdir -p {to} && find {quoted} -mindepth 1 -maxdepth 1 -exec mv -n -t {to} {{}} + ; "
+                    f"rmdir {quoted} 2>/dev/null || mv {quoted} {aside}")
+            yield as_user(user, f"sh -c {shlex.quote(move)}")
+        if (host.get_fact(Link, path=path) or {}).get("link_target") != target:
+            yield as_user(user, f"ln -sfn {to} {quoted}")
     declare(links=[path])
     return checked(
         name=name, unchanged=f"{path} -> {target}", contained=True,

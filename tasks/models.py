@@ -7,6 +7,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 
 from tasks import managed, services
+from tasks.facts import as_user
 from tasks.visomaster import checkout_dir, models_dir
 
 FETCHER = "/usr/local/bin/red-models"
@@ -22,7 +23,7 @@ def models(checkout):
     if data.models_at == "build":
         fetched_during_the_apply()
     elif data.models_at == "start":
-        services.program("models", fetch_command(), user=data.desktop_user, priority=90, startsecs=0,
+        services.program("models", fetch_argv(), user=data.desktop_user, priority=90, startsecs=0,
                          oneshot=True, restart_on=[checkout])
 
 
@@ -31,22 +32,22 @@ def model_list():
     return host.data.models_manifest or f"{checkout_dir()}/app/processors/models_data.py"
 
 
-def fetch_command():
+def fetch_argv():
     data, folder = host.data, models_dir()
-    source = f"--manifest {shlex.quote(data.models_manifest)}" if data.models_manifest else \
-        f"--table {shlex.quote(model_list())}"
-    mirror = f" --base-url {shlex.quote(data.models_base_url)}" if data.models_base_url else ""
-    return (f"{FETCHER} {source} --dir {shlex.quote(folder)} --parallel {data.models_parallel}{mirror} "
-            f"--status {shlex.quote(f'{folder}/{STATUS}')}")
+    source = ["--manifest", data.models_manifest] if data.models_manifest else ["--table", model_list()]
+    mirror = ["--base-url", data.models_base_url] if data.models_base_url else []
+    return [FETCHER, *source, "--dir", folder, "--parallel", str(data.models_parallel), *mirror,
+            "--status", f"{folder}/{STATUS}"]
 
 
 def fetched_during_the_apply():
     """Fetched in the apply; done again only when the list differs from the one last fetched whole
     (kept beside the models): a second apply reads no network."""
     listed, marker = model_list(), f"{models_dir()}/{DONE_MARKER}"
+    fetch_and_mark = f"{shlex.join(fetch_argv())} && cp {shlex.quote(listed)} {shlex.quote(marker)}"
     return managed.until_copied(
         name="Fetch and verify the model files", unchanged="every file was fetched and verified for this list",
         source=listed, copy=marker,
-        command=(f"runuser -u {host.data.desktop_user} -- {fetch_command()} "
-                 f"&& cp {shlex.quote(listed)} {shlex.quote(marker)}"),
+        # as the desktop user, who owns the models folder: root would follow a link put there
+        command=as_user(host.data.desktop_user, f"sh -c {shlex.quote(fetch_and_mark)}"),
     )

@@ -4,6 +4,7 @@ Red with its own venv at red_dir."""
 import hashlib
 import io
 import json
+import shlex
 import os
 import tarfile
 from functools import lru_cache
@@ -60,13 +61,13 @@ def red_on_instance(saved_settings):
     )
     server.shell(
         name="Unpack Red's files",
-        commands=[f"cd {red_dir} && rm -rf {' '.join(SHIPPED)} && tar -xf {RELEASE} --no-same-owner"],
+        commands=[f"cd {shlex.quote(red_dir)} && rm -rf {' '.join(SHIPPED)} && tar -xf {RELEASE} --no-same-owner"],
         _if=release.did_change,
     )
     requirements = hashlib.sha256((PROJECT / "requirements.txt").read_bytes()).hexdigest()
     managed.once(
         name="Red's venv (pyinfra for onstart.sh)",
-        commands=[f"cd {red_dir} && python3 -m venv venv && venv/bin/pip install -q "
+        commands=[f"cd {shlex.quote(red_dir)} && python3 -m venv venv && venv/bin/pip install -q "
                   "--disable-pip-version-check -r requirements.txt"],
         marker=f"{red_dir}/{REQUIREMENTS_MARKER}", key=requirements,
     )

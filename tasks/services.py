@@ -5,6 +5,7 @@ Tasks declare their programs with `program(...)`; `apply()` runs last and touche
 only for what changed in this run: the main configuration reloads everything, a program's file
 updates only that program.
 """
+import shlex
 from dataclasses import dataclass
 
 from pyinfra import host
@@ -27,7 +28,7 @@ _changes = {}  # host name -> the operations whose change means supervisord must
 
 
 def _log_settings():
-    return {"logs_dir": host.data.logs_dir, "log_max_bytes": host.data.log_max_bytes,
+    return {"logs_dir": supervisor_value(host.data.logs_dir), "log_max_bytes": host.data.log_max_bytes,
             "log_backups": host.data.log_backups}
 
 
@@ -50,16 +51,35 @@ class Program:
     oneshot: bool  # runs to its end at each start; a finished one is not started again
 
 
-def program(name, command, user="root", directory="/", environment=None, priority=100,
+def supervisor_value(text, quoted=False):
+    """`text` as supervisor reads it back: `%` doubled (supervisor expands %(name)s everywhere); a
+    newline would start another setting, and a double quote end a `quoted` (environment) value:
+    refused."""
+    text = str(text)
+    if "\n" in text or (quoted and '"' in text):
+        raise ValueError(f"not a value supervisor can hold: {text!r}")
+    return text.replace("%", "%%")
+
+
+def program_values(name, argv, user="root", directory="/", environment=None):
+    """The program file's values, each quoted for supervisor: the command word by word as a shell
+    would split it (supervisor splits it with shlex), environment values in double quotes."""
+    return {"program": name, "command": supervisor_value(shlex.join(argv)), "run_as": supervisor_value(user),
+            "directory": supervisor_value(directory),
+            "environment": ",".join(f'{key}="{supervisor_value(value, quoted=True)}"'
+                                    for key, value in (environment or {}).items())}
+
+
+def program(name, argv, user="root", directory="/", environment=None, priority=100,
             autostart=True, startsecs=1, restart_on=(), oneshot=False):
-    """Declare a supervisor program; its output goes to logs_dir/NAME.log. It is restarted when
-    its own file changes, or when an operation in `restart_on` (a file it reads) changed."""
-    environment = ",".join(f'{key}="{value}"' for key, value in (environment or {}).items())
+    """Declare a supervisor program running `argv` (a list of words); its output goes to
+    logs_dir/NAME.log. It is restarted when its own file changes, or when an operation in
+    `restart_on` (a file it reads) changed."""
     conf = managed.template(
         name=f"Supervisor program {name}",
         src="files/supervisor/program.conf.j2", dest=f"{PROGRAMS_DIR}/{PROGRAM_PREFIX}{name}.conf",
-        mode="644", program=name, command=command, run_as=user, directory=directory,
-        environment=environment, priority=priority, autostart=str(autostart).lower(),
+        mode="644", **program_values(name, argv, user, directory, environment), priority=priority,
+        autostart=str(autostart).lower(),
         autorestart=str(not oneshot).lower(),
         startsecs=startsecs, **_log_settings(),
     )

@@ -327,7 +327,20 @@ def resolve(defaults, command_line, environment, saved):
         resolved[name] = check(name, value, source)
         sources[name] = source
     _check_ports_differ(resolved)
+    _check_no_secret_in_a_build(resolved, sources)
     return resolved, sources
+
+
+def _check_no_secret_in_a_build(resolved, sources):
+    """An image build keeps its arguments in the image's history: a secret belongs to the instance's
+    environment, read at each start."""
+    if resolved["phase"] != "build":
+        return
+    for name, setting in SETTINGS.items():
+        if setting.secret and resolved[name]:
+            raise SettingError(f"setting {name} = (hidden) ({sources[name]}) is not allowed in an image build: "
+                               f"expected it in the instance's environment at run time "
+                               f"({', '.join(setting.env)}), never in the image's history")
 
 
 def _check_ports_differ(resolved):

@@ -24,11 +24,10 @@ def system():
                       user="root", group="root", mode="700")
     managed.user(name=f"Desktop user {data.desktop_user}", user=data.desktop_user, home=f"/home/{data.desktop_user}",
                  shell="/bin/bash")
-    # root and the desktop user both write in these two; the setgid bit keeps new files in the group
+    # root and the desktop user both write in the workspace; the setgid bit keeps new files in the group
     managed.directory(name="Workspace", path=data.workspace, user="root", group=data.desktop_user, mode="2775")
-    managed.directory(
-        name="Logs directory", path=data.logs_dir, user="root", group=data.desktop_user, mode="2775",
-    )
+    # root's alone: supervisord (root) writes every program's log there, and must follow no link
+    managed.directory(name="Logs directory", path=data.logs_dir, user="root", group="root", mode="755")
 
 
 def interrupted_dpkg():

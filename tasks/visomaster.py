@@ -5,11 +5,12 @@ import json
 import shlex
 
 from pyinfra import host, logger
-from pyinfra.api import deploy
+from pyinfra.api import QuoteString, StringCommand, deploy
 from pyinfra.facts.files import File
 
 from tasks import git, managed, services
 from tasks.desktop import DISPLAY, WAIT_FOR_DISPLAY
+from tasks.facts import as_user
 from tasks.secrets import SECRETS_DIR
 
 # What Qt 6 needs on X11, ffmpeg (found on PATH) and fonts.
@@ -53,18 +54,23 @@ def visomaster(interpreter):
             python_packages(interpreter, checkout)]
     for name, folder in workspace_folders().items():
         managed.directory(name=f"Folder {folder}", path=folder, user=data.desktop_user, group=data.desktop_user,
-                          mode="2775")
-        managed.link(name=f"{name} on the workspace", path=f"{checkout}/{name}", target=folder)
+                          mode="2775", by_user=True)
+        managed.link(name=f"{name} on the workspace", path=f"{checkout}/{name}", target=folder,
+                     user=data.desktop_user)
     managed.directory(name="Workspace folder output", path=f"{data.workspace}/output",
-                      user=data.desktop_user, group=data.desktop_user, mode="2775")
-    launcher = managed.template(
-        name="Launcher", src="files/visomaster/red-visomaster.j2", dest=LAUNCHER, mode="755",
-        run_as=data.desktop_user, display=DISPLAY, venv=data.visomaster_venv, checkout=checkout,
-        wait_for_display=WAIT_FOR_DISPLAY, caches=f"{data.workspace}/.cache",
-    )
-    services.program("visomaster", LAUNCHER, user=data.desktop_user, directory=checkout, priority=50,
+                      user=data.desktop_user, group=data.desktop_user, mode="2775", by_user=True)
+    launcher = managed.template(name="Launcher", src="files/visomaster/red-visomaster.j2", dest=LAUNCHER, mode="755",
+                                **launcher_values(data.desktop_user, data.visomaster_venv, checkout, data.workspace))
+    services.program("visomaster", [LAUNCHER], user=data.desktop_user, directory=checkout, priority=50,
                      autostart=data.visomaster_autostart, startsecs=3, restart_on=[launcher, *code])
     return code[0]
+
+
+def launcher_values(user, venv, checkout, workspace):
+    """The launcher's values, shell-quoted (it is a shell script)."""
+    values = {"desktop_user": user, "venv": venv, "checkout": checkout, "caches": f"{workspace}/.cache",
+              "display": DISPLAY, "wait_for_display": WAIT_FOR_DISPLAY}
+    return {name: shlex.quote(value) for name, value in values.items()}
 
 
 def pinned(repo, ref):
@@ -99,8 +105,7 @@ def stale_git_lock(checkout):
     """A git lock that no git process holds (git was killed) is removed, or every git step would fail."""
     lock = f"{checkout}/.git/index.lock"
     managed.declare(paths=[lock])
-    command = (f"if ! pgrep -x git >/dev/null; then runuser -u {host.data.desktop_user} -- "
-               f"rm -f {shlex.quote(lock)}; fi")
+    command = f"if ! pgrep -x git >/dev/null; then {as_user(host.data.desktop_user, f'rm -f {shlex.quote(lock)}')}; fi"
 
     def converge():
         if host.get_fact(File, path=lock):
@@ -117,6 +122,7 @@ def python_packages(interpreter, checkout):
     return managed.until_copied(
         name=f"Python packages (requirements_{data.cuda_flavour}.txt)", unchanged="installed, as the file says",
         source=requirements, copy=f"{data.visomaster_venv}/red-requirements.txt",  # the deps script copies it
-        command=(f"{DEPS_SCRIPT} {interpreter.command} {data.visomaster_venv} {requirements} {checkout} "
-                 f"{data.logs_dir}/visomaster-pip.log"),
+        command=StringCommand(DEPS_SCRIPT, data.desktop_user, interpreter.command, QuoteString(data.visomaster_venv),
+                              QuoteString(requirements), QuoteString(checkout),
+                              QuoteString(f"{data.logs_dir}/visomaster-pip.log")),
     )

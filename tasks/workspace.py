@@ -10,7 +10,7 @@ from pyinfra.api import deploy
 from pyinfra.facts.files import Directory
 
 from tasks import managed
-from tasks.facts import Checkout
+from tasks.facts import Checkout, as_user
 
 SEED = "/var/lib/red/workspace-seed"
 
@@ -20,7 +20,7 @@ def seeded(checkout):
     """A workspace without the checkout gets whatever the image's seed holds that it lacks (as the
     desktop user: nothing of root's follows what the user made there)."""
     data = host.data
-    managed.declare(paths=[SEED], checkouts=[checkout])
+    managed.declare(paths=[SEED], checkouts=[(checkout, data.desktop_user)])
     copy = ("cd {seed} && for name in * .[!.]*; do [ -e \"$name\" ] || continue; rmdir {ws}/\"$name\" 2>/dev/null; "
             "[ -e {ws}/\"$name\" ] || [ -L {ws}/\"$name\" ] || {{ cp -a \"$name\" {ws}/.red-seed-\"$name\" "
             "&& mv -T {ws}/.red-seed-\"$name\" {ws}/\"$name\"; }} || exit 1; done"
@@ -30,8 +30,9 @@ def seeded(checkout):
         return not seed or state.get("state") not in ("missing", "empty")
 
     def converge():
-        if not nothing_to_seed(host.get_fact(Directory, path=SEED), host.get_fact(Checkout, path=checkout)):
-            yield f"runuser -u {data.desktop_user} -- sh -c {shlex.quote(copy)}"
+        state = host.get_fact(Checkout, path=checkout, user=data.desktop_user)
+        if not nothing_to_seed(host.get_fact(Directory, path=SEED), state):
+            yield as_user(data.desktop_user, f"sh -c {shlex.quote(copy)}")
     return managed.checked(
         name=f"An empty workspace gets what the image holds ({SEED})", unchanged="nothing to seed",
         matches=lambda seen: nothing_to_seed(SEED in seen["paths"], seen["checkouts"].get(checkout, {})),

@@ -141,14 +141,11 @@ class SandboxFactory:
                 "jupyter_port": free_port(), "ssh_authorized_keys": [self.public(self.user_key)]}
         # vast's PUBLIC_KEY may hold several keys, one per line
         env = {"PUBLIC_KEY": f"{self.public(self.env_key)}\n{self.public(self.env_key_2)}", **(env or {})}
-        return Host(sandbox, sandbox.up(free_port(), env, data, shares=[self.standin.folder]))
-
-    def create(self, name):
-        sandbox = sandboxes.Sandbox(f"{self.prefix}-{name}")
-        sandbox.down()
-        self.made.append(sandbox)
-        sandbox.create(shares=[self.standin.folder])
-        return sandbox
+        host = Host(sandbox, sandbox.up(free_port(), env, data, shares=[self.standin.folder]))
+        # the desktop user clones the stand-in, a repository on this machine that root owns: git
+        # refuses that unless told (a real host clones over the network, and needs nothing of this)
+        host.path("/etc/gitconfig").write_text(f"[safe]\n\tdirectory = {self.standin.origin}\n")
+        return host
 
     def down_all(self):
         for sandbox in self.made:

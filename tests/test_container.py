@@ -156,6 +156,7 @@ def test_a_start_whose_app_step_fails_still_opens_the_desk_with_the_instance_key
     subprocess.run(["git", "-C", str(checkout), "remote", "set-url", "origin",
                     f"git://{STANDIN_HOST}:{image.git_port}/origin.git"], check=True)
     (checkout / "requirements_cu124.txt").write_text("surely-not-a-package-red==9.9\n")
+    subprocess.run(["chown", "-R", "1000:1000", str(checkout)], check=True)  # the image's desktop user owns it
     keys = []
     for name in ("one", "two"):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / name)], check=True)

@@ -152,7 +152,7 @@ def test_a_given_password_restarts_x11vnc_alone_and_never_shows(desk, browser):
 def test_passwordless_opens_it_and_the_apply_warns(desk, browser):
     before = program_pids(desk)
     run = converge([desk], "--data", "vnc_passwordless=true")
-    assert "VNC and noVNC are open to anyone who reaches their ports: vnc_passwordless is true" in run.stderr
+    assert "VNC and noVNC have no password (vnc_passwordless): they listen on 127.0.0.1 only" in run.stderr
     wait_running(desk, DESKTOP_PROGRAMS, exclude_pids=[before["x11vnc"]])
     assert 1 in vnc_security_types(ports(desk)[0])
     assert open_novnc(browser, ports(desk)[1], password=None).connected

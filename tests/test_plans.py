@@ -50,19 +50,22 @@ REPO = "https://example.org/VisoMaster.git"
 
 
 def steps(state, stamp="20261123-120000"):
-    return git.plan(state, REPO, "v1", COMMIT, "/w/VisoMaster", stamp)
+    return git.plan(state, REPO, "v1", COMMIT, "/w/VisoMaster", stamp, "red")
+
+
+AS_RED = "runuser -u red -- env HOME=/home/red "  # every step runs as the user who owns the checkout
 
 
 def test_nothing_there_is_cloned():
     notes, commands = steps({"state": "missing"})
     partial = "/w/VisoMaster.red-clone-20261123-120000"
-    assert commands == [f"git clone --quiet --no-checkout -- {REPO} {partial}",
-                        f"git -c safe.directory='*' -C {partial} checkout --quiet --detach {COMMIT}",
-                        f"mv -T {partial} /w/VisoMaster"], "cloned beside the path, moved into place when whole"
+    assert commands == [f"{AS_RED}git clone --quiet --no-checkout -- {REPO} {partial}",
+                        f"{AS_RED}git -C {partial} checkout --quiet --detach {COMMIT}",
+                        f"{AS_RED}mv -T {partial} /w/VisoMaster"], "cloned beside the path, moved into place when whole"
 
 
 def test_an_empty_folder_is_replaced_by_the_clone():
-    assert steps({"state": "empty"})[1][0] == "rmdir /w/VisoMaster"
+    assert steps({"state": "empty"})[1][0] == f"{AS_RED}rmdir /w/VisoMaster"
 
 
 @pytest.mark.parametrize("state, why", [
@@ -73,7 +76,7 @@ def test_what_is_in_the_way_is_moved_aside_never_deleted(state, why):
     notes, commands = steps(state)
     assert notes == [f"/w/VisoMaster {why}: moved aside to /w/VisoMaster.moved-aside-20261123-120000 "
                      f"(nothing in it is deleted), then cloning {REPO}"]
-    assert commands[0] == "mv /w/VisoMaster /w/VisoMaster.moved-aside-20261123-120000"
+    assert commands[0] == f"{AS_RED}mv /w/VisoMaster /w/VisoMaster.moved-aside-20261123-120000"
     assert not any("rm " in command for command in commands)
 
 
@@ -85,8 +88,9 @@ def test_local_edits_are_stashed_and_local_commits_kept_on_a_branch():
     notes, commands = steps({"state": "git", "origin": REPO, "head": "b" * 40, "dirty": True, "held": False})
     assert "stash push --quiet --message 'red: local changes before moving to v1 (20261123-120000)'" in commands[0]
     assert commands[1].endswith("branch red-kept-20261123-120000 HEAD")
-    assert commands[2:] == ["git -c safe.directory='*' -C /w/VisoMaster fetch --quiet --tags origin",
-                            f"git -c safe.directory='*' -C /w/VisoMaster checkout --quiet --detach {COMMIT}"]
+    assert commands[2:] == [f"{AS_RED}git -C /w/VisoMaster fetch --quiet --tags origin",
+                            f"{AS_RED}git -C /w/VisoMaster checkout --quiet --detach {COMMIT}"]
+    assert all(command.startswith(AS_RED) for command in commands)
     assert len(notes) == 3 and "git stash pop" in notes[0] and "red-kept-20261123-120000" in notes[1]
 
 

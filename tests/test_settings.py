@@ -286,3 +286,15 @@ def test_no_setting_takes_a_control_character(name, control):
             "ssh_authorized_keys": public_key(), "instance_public_keys": public_key()}.get(
                 name, str(defaults()[name]).lower())
     refused(name, text[:1] + control + text[1:])
+
+
+@pytest.mark.parametrize("name, variable", [("vnc_password", "VNC_PW"), ("jupyter_token", "JUPYTER_TOKEN")])
+def test_an_image_build_takes_no_secret(name, variable):
+    with pytest.raises(SettingError) as error:
+        resolve(defaults(), {"phase": "build", name: "a-secret-in-the-history"}, {}, {})
+    assert str(error.value) == (f"setting {name} = (hidden) (from --data) is not allowed in an image build: expected "
+                                f"it in the instance's environment at run time ({variable}, "
+                                f"{SETTINGS[name].env[1]}), never in the image's history")
+    assert "a-secret-in-the-history" not in str(error.value)
+    values, _ = resolve(defaults(), {"phase": "start"}, {variable: "a-secret-at-the-start"}, {})
+    assert values[name] == "a-secret-at-the-start"
