@@ -15,9 +15,9 @@ setting `snapshot` off, every operation asks the target for itself, as pyinfra's
 import base64
 import hashlib
 import io
-import shlex
 import os
 import posixpath
+import shlex
 import time
 from dataclasses import dataclass, field
 

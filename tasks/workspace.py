@@ -41,12 +41,13 @@ def seeded(checkout):
 
 
 @deploy("Workspace seed")
-def kept_in_the_image(commit):
-    """In an image build: the workspace as built, kept apart for workspaces mounted empty."""
+def kept_in_the_image(source):
+    """In an image build: the workspace as built, kept apart for workspaces mounted empty (made again
+    when `source`, what the checkout came from, differs)."""
     workspace, partial = host.data.workspace, f"{SEED}.new"
     return managed.once(
         name=f"The workspace, kept for empty volumes ({SEED})",
         commands=[f"rm -rf {partial} && mkdir -p /var/lib/red && cp -al {shlex.quote(workspace)} {partial} "
                   f"&& rm -rf {SEED} && mv -T {partial} {SEED}"],
-        marker=f"{SEED}.made", key=hashlib.sha256(f"{workspace} {commit}".encode()).hexdigest(),
+        marker=f"{SEED}.made", key=hashlib.sha256(f"{workspace} {source}".encode()).hexdigest(),
     )
