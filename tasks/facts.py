@@ -100,6 +100,11 @@ def as_user(user, command):
     return f"runuser -u {shlex.quote(user)} -- env HOME={shlex.quote('/home/' + user)} {command}"
 
 
+def as_user_script(user, script):
+    """A shell script (several commands, redirections) run as `user` (see as_user)."""
+    return as_user(user, f"sh -c {shlex.quote(script)}")
+
+
 def checkout_probe(path, user, detail=True):
     """Prints `state missing|empty|other|git`, and for a git checkout its origin and HEAD; with
     `detail`, whether tracked files are modified (`dirty 0|1`: git status, which may run the

@@ -31,7 +31,7 @@ from pyinfra.operations import apt, files, server
 from pyinfra.operations.util.files import ensure_mode_int
 
 from tasks import git
-from tasks.facts import Checkout, FirstLook, Snapshot, as_user, snapshot_command
+from tasks.facts import Checkout, FirstLook, Snapshot, as_user, as_user_script, snapshot_command
 
 SNAPSHOT_SCRIPTS = "/etc/red/snapshot-{phase}"  # in Red's root-only folder
 
@@ -248,7 +248,7 @@ def directory(name, path, user=None, group=None, mode=None, by_user=False):
         found = host.get_fact(Directory, path=path)
         if not (found and found["user"] == user and found["group"] == group and found["mode"] == ensure_mode_int(mode)):
             quoted = shlex.quote(path)
-            yield as_user(user, f"sh -c {shlex.quote(f'mkdir -p {quoted} && chmod {mode} {quoted}')}")
+            yield as_user_script(user, f"mkdir -p {quoted} && chmod {mode} {quoted}")
     declare(paths=[path])
     return checked(
         name=name, unchanged=f"{path} is as declared", contained=True,
@@ -267,7 +267,7 @@ def user_file(name, src, dest, user, mode="644", **values):
 
     def converge():
         if remote_sha256(dest) != sha256(content):
-            yield as_user(user, f"sh -c {shlex.quote(write)}")
+            yield as_user_script(user, write)
     declare(files=[dest], paths=[posixpath.dirname(dest)])
     return checked(
         name=name, unchanged=f"{dest} is as declared", contained=True,
@@ -381,7 +381,7 @@ def link(name, path, target, user):
             logger.warning(f"[{host.name}] {path} is a directory: its files move into {target}")
             move = (f"mkdir -p {to} && find {quoted} -mindepth 1 -maxdepth 1 -exec mv -n -t {to} {{}} + ; "
                     f"rmdir {quoted} 2>/dev/null || mv {quoted} {aside}")
-            yield as_user(user, f"sh -c {shlex.quote(move)}")
+            yield as_user_script(user, move)
         if (host.get_fact(Link, path=path) or {}).get("link_target") != target:
             yield as_user(user, f"ln -sfn {to} {quoted}")
     declare(links=[path])

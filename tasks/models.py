@@ -7,7 +7,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 
 from tasks import managed, services
-from tasks.facts import as_user
+from tasks.facts import as_user_script
 from tasks.visomaster import checkout_dir, models_dir
 
 FETCHER = "/usr/local/bin/red-models"
@@ -49,5 +49,5 @@ def fetched_during_the_apply():
         name="Fetch and verify the model files", unchanged="every file was fetched and verified for this list",
         source=listed, copy=marker,
         # as the desktop user, who owns the models folder: root would follow a link put there
-        command=as_user(host.data.desktop_user, f"sh -c {shlex.quote(fetch_and_mark)}"),
+        command=as_user_script(host.data.desktop_user, fetch_and_mark),
     )

@@ -4,8 +4,8 @@ Red with its own venv at red_dir."""
 import hashlib
 import io
 import json
-import shlex
 import os
+import shlex
 import tarfile
 from functools import lru_cache
 from pathlib import Path

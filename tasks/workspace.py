@@ -10,7 +10,7 @@ from pyinfra.api import deploy
 from pyinfra.facts.files import Directory
 
 from tasks import managed
-from tasks.facts import Checkout, as_user
+from tasks.facts import Checkout, as_user_script
 
 SEED = "/var/lib/red/workspace-seed"
 
@@ -32,7 +32,7 @@ def seeded(checkout):
     def converge():
         state = host.get_fact(Checkout, path=checkout, user=data.desktop_user)
         if not nothing_to_seed(host.get_fact(Directory, path=SEED), state):
-            yield as_user(data.desktop_user, f"sh -c {shlex.quote(copy)}")
+            yield as_user_script(data.desktop_user, copy)
     return managed.checked(
         name=f"An empty workspace gets what the image holds ({SEED})", unchanged="nothing to seed",
         matches=lambda seen: nothing_to_seed(SEED in seen["paths"], seen["checkouts"].get(checkout, {})),

@@ -4,7 +4,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import sandbox as sandboxes  # noqa: E402
+from sandbox import free_port  # noqa: E402
 from visomaster_standin import StandIn  # noqa: E402
 
 PROJECT = sandboxes.PROJECT
@@ -33,12 +33,6 @@ def supervisord_log_size(host):
 def stopped_since(host, size):
     """Programs supervisord stopped (as told to: not those that exited on their own) since its log had `size` bytes."""
     return set(re.findall(r"stopped: (\S+)", host.path("/logs/supervisord.log").read_text()[size:]))
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -128,12 +128,6 @@ def base_image(client):
 
 # -- the stand-in, served ------------------------------------------------------------------------
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
     """Serves files and logs nothing."""
 
@@ -154,7 +148,7 @@ class StandInServer:
 
     def __init__(self, folder):
         self.standin = StandIn(folder)
-        self.git_port = free_port()
+        self.git_port = sandbox.free_port()
         self.http = http.server.ThreadingHTTPServer(
             ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(self.standin.wheels)))
         self.git = None

@@ -266,6 +266,13 @@ class Sandbox:
         return sorted(points, key=len, reverse=True)
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def wait_for_port(port, what, process=None, timeout=20.0):
     deadline = time.time() + timeout
     while time.time() < deadline:
