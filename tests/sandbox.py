@@ -203,6 +203,11 @@ class Sandbox:
                     pass
         return pids
 
+    def trust_repository(self, path):
+        """The desktop user clones the stand-in, a repository on this machine that root owns: git
+        refuses that unless told (a real host clones over the network, and needs nothing of this)."""
+        (self.rootfs / "etc/gitconfig").write_text(f"[safe]\n\tdirectory = {path}\n")
+
     # -- pieces ------------------------------------------------------------------------------
 
     def _mount_devices(self):
@@ -323,6 +328,7 @@ def demo(port):
     # this machine's own services may hold 22 and 8080: the demo's sshd and Jupyter take the next ports
     data = {**standin_settings(standin), "sshd_port": port + 1, "jupyter_port": 8888}
     info = sandbox.up(port, data=data, shares=[standin.folder])
+    sandbox.trust_repository(standin.origin)
     python = controller_python()
     env = {**os.environ, "RED_HOSTS": json.dumps([info])}
     sh(python, "-m", "pyinfra", "-y", "inventory.py", "deploy.py", cwd=PROJECT, env=env)
