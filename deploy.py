@@ -6,12 +6,14 @@
 """
 import json
 import os
+import re
 import socket
 
 from pyinfra import host
 from pyinfra.connectors.local import LocalConnector
 
-from tasks import desktop, jupyter, managed, models, onstart, python, services, ssh, system, visomaster, workspace
+from tasks import (desktop, jupyter, managed, models, onstart, portal, python, services, ssh, system, visomaster,
+                   workspace)
 from tasks.settings import ENVIRONMENT_NAMES, SAVED_SETTINGS, SETTINGS, SettingError, check, resolve, savable
 
 
@@ -29,11 +31,14 @@ def instance_environment(snapshot, phase):
     (an SSH session or a shell started by hand does not have them), and on @local this
     process's own on top (a Dockerfile's ENV, a variable set for onstart.sh). The same command
     brings back the snapshot the last run left, when `snapshot` is on."""
-    look = managed.first_look(ENVIRONMENT_NAMES, snapshot, lock=phase == "provision")  # onstart.sh locks a start
+    names = ENVIRONMENT_NAMES + portal.INSTANCE_NAMES
+    look = managed.first_look(names, snapshot, lock=phase == "provision")  # onstart.sh locks a start
     host.data.os_release = look["os_release"]
     environment = look["environment"]
     if isinstance(host.connector, LocalConnector):
-        environment.update({name: os.environ[name] for name in ENVIRONMENT_NAMES if name in os.environ})
+        environment.update({name: value for name, value in os.environ.items()
+                            if any(re.fullmatch(pattern, name) for pattern in names)})
+    host.data.instance_environment = environment
     return environment
 
 
@@ -71,6 +76,7 @@ services.supervisor()
 desktop.desktop()
 ssh.ssh()
 jupyter_access = jupyter.locked()
+portal.portal(jupyter.TOKEN_FILE, jupyter_access, f"{visomaster.models_dir()}/{models.STATUS}")
 onstart.red_on_instance(savable(settings, sources))
 # The app's steps (packages, the network): a failure lets the run go on, and is named at its end.
 APP_STEP = {"_ignore_errors": True}

@@ -70,6 +70,21 @@ cuda_flavour = "cu124"
 # Start VisoMaster on the desktop under supervisor (restarted if it stops).
 visomaster_autostart = True
 
+# How the web apps are reached: portal (Caddy on their public ports, one login for all) or direct (each its own lock).
+access = "portal"
+
+# Port of the Instance Portal page and the logs (OPEN_BUTTON_PORT overrides; vast's "Open" button uses 1111).
+portal_port = 1111
+
+# The portal's token (OPEN_BUTTON_TOKEN, else WEB_PASSWORD, overrides); empty: Red generates one, kept on the host.
+portal_token = ""
+
+# The user name for the portal's basic auth (WEB_USERNAME overrides).
+web_username = "vastai"
+
+# The password for the portal's basic auth (WEB_PASSWORD overrides); empty: the portal's token.
+web_password = ""
+
 # Port of Red's OpenSSH server, key-only (pyinfra's own ssh_port is the port it connects to).
 sshd_port = 22
 

@@ -2,7 +2,7 @@
 and noVNC (websockify) serving it to a browser; all four under supervisor. Locked by default."""
 from pyinfra import host, logger
 from pyinfra.api import deploy
-from tasks import managed, secrets, services
+from tasks import managed, portal, secrets, services
 from tasks.secrets import SECRETS_DIR
 
 DISPLAY = ":1"
@@ -37,7 +37,9 @@ def desktop():
     managed.put(name="noVNC opens connected and scaled", src="files/desktop/novnc-index.html",
                 dest=f"{NOVNC_WEB}/index.html", mode="644")
     vnc_auth, password = vnc_password()
-    novnc_address = "127.0.0.1:" if data.vnc_passwordless else ""
+    novnc_address, novnc_port = portal.listen(data.novnc_port)
+    if data.vnc_passwordless:
+        novnc_address = "127.0.0.1"
 
     x_env = {"DISPLAY": DISPLAY, "HOME": home, "USER": data.desktop_user}
     xvfb = services.program(
@@ -57,7 +59,7 @@ def desktop():
         restart_on=[xvfb] + ([password] if password else []),
     )
     services.program(
-        "novnc", ["websockify", "--web", NOVNC_WEB, f"{novnc_address}{data.novnc_port}", f"127.0.0.1:{data.vnc_port}"],
+        "novnc", ["websockify", "--web", NOVNC_WEB, f"{novnc_address}:{novnc_port}", f"127.0.0.1:{data.vnc_port}"],
         user=data.desktop_user, priority=40,
     )
 
@@ -77,6 +79,8 @@ def window_manager_files(home):
 def vnc_password():
     """x11vnc's authentication arguments, and the operation that writes its password file."""
     data = host.data
+    if portal.behind_portal():  # the portal's check is the lock: VNC on 127.0.0.1 only, without a password
+        return ["-nopw", "-localhost"], None
     if data.vnc_passwordless:  # never open to the network: only through an SSH tunnel (or the portal)
         logger.warning(f"[{host.name}] VNC and noVNC have no password (vnc_passwordless): they listen on "
                        f"127.0.0.1 only; reach them through an SSH tunnel, e.g. ssh -L {data.novnc_port}:127.0.0.1:"

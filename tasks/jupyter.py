@@ -7,7 +7,7 @@ from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.facts.files import File
 
-from tasks import managed, secrets, services
+from tasks import managed, portal, secrets, services
 from tasks.facts import as_user
 from tasks.secrets import SECRETS_DIR
 
@@ -27,10 +27,11 @@ def locked():
     restart Jupyter when they change."""
     data = host.data
     token = jupyter_token()
+    address, port = portal.listen(data.jupyter_port)
     config = managed.template(
         name="Server configuration", src="files/jupyter/jupyter_server_config.py.j2", dest=CONFIG,
-        user="root", group="root", mode="600", port=data.jupyter_port, root_dir=root_dir(),
-        open=data.jupyter_open, token_file=TOKEN_FILE,
+        user="root", group="root", mode="600", address="127.0.0.1" if data.jupyter_open else address, port=port,
+        behind_portal=portal.behind_portal(), root_dir=root_dir(), open=data.jupyter_open, token_file=TOKEN_FILE,
     )
     return [config] + ([token] if token else [])
 

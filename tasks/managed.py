@@ -44,7 +44,7 @@ class Declared:
     packages: set = field(default_factory=set)
     users: set = field(default_factory=set)
     listings: set = field(default_factory=set)  # (folder, pattern)
-    supervisor: tuple = ()  # (config, pidfile): supervisord's pid and its programs' states
+    supervisor: tuple = ()  # (config, pidfile, socket): supervisord's pid and its programs' states
     checkouts: set = field(default_factory=set)  # git checkouts: origin, HEAD, local changes
     links: set = field(default_factory=set)  # symbolic links: their targets
     lines: set = field(default_factory=set)  # (file, (line, ...)): which of the lines it holds

@@ -57,3 +57,16 @@ def generated(name, path, length):
     managed.declare(paths=[path], files=[DIGEST.format(path=path)])
     return managed.checked(name=name, unchanged=f"{path} exists: kept", contained=True,
                            matches=lambda seen: managed.path_matches(seen, path, "file"), converge=converge)
+
+
+def absent(name, path):
+    """No such secret file (nor its digest): a secret given before and no longer."""
+    digest_path = DIGEST.format(path=path)
+
+    def converge():
+        for dest in (path, digest_path):
+            yield from files.file._inner(path=dest, present=False)
+    managed.declare(files=[digest_path], paths=[path])
+    return managed.checked(name=name, unchanged=f"{path} is absent", contained=True,
+                           matches=lambda seen: path not in seen["paths"] and digest_path not in seen["paths"],
+                           converge=converge)

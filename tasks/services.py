@@ -5,6 +5,7 @@ Tasks declare their programs with `program(...)`; `apply()` runs last and touche
 only for what changed in this run: the main configuration reloads everything, a program's file
 updates only that program.
 """
+import posixpath
 import shlex
 from dataclasses import dataclass
 
@@ -18,6 +19,33 @@ CONFIG = "/etc/supervisor/supervisord.conf"
 PROGRAMS_DIR = "/etc/supervisor/conf.d"
 SOCKET = "/run/supervisor.sock"
 PIDFILE = "/run/supervisord.pid"
+STATES = "/var/lib/red/status/programs.json"  # every program's state, for the portal page (red-states)
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A supervisor event listener of Red's: files/supervisor/red-NAME, run with `args`."""
+    name: str
+    args: tuple
+    events: str
+    priority: int
+    about: str
+
+    @property
+    def script(self):
+        return f"/usr/local/bin/red-{self.name}"
+
+    @property
+    def command(self):
+        return supervisor_value(shlex.join([self.script, *self.args]))
+
+
+LISTENERS = [
+    Listener("nudge", (SOCKET,), "PROCESS_STATE_STARTING,PROCESS_STATE_STOPPING,SUPERVISOR_STATE_CHANGE_STOPPING", 1,
+             "starts and stops in a few hundredths of a second what supervisord's one-second poll would otherwise "
+             "hold up"),
+    Listener("states", (CONFIG, STATES), "PROCESS_STATE", 2, "every program's state, for the portal page"),
+]
 PROGRAM_PREFIX = "red-"  # Red's program files; other *.conf files in PROGRAMS_DIR are the user's
 NOT_RUNNING = ("STOPPED", "EXITED", "FATAL")  # states in which supervisord will not start a program by itself
 
@@ -35,12 +63,18 @@ def _log_settings():
 @deploy("Supervisor")
 def supervisor():
     managed.directory(name="Supervisor programs directory", path=PROGRAMS_DIR, mode="755")
+    managed.directory(name="Programs' states folder", path=posixpath.dirname(STATES), user="root", group="root",
+                      mode="755")
+    listeners = {listener.name: managed.put(name=f"Event listener {listener.name}",
+                                            src=f"files/supervisor/red-{listener.name}", dest=listener.script,
+                                            mode="755")
+                 for listener in LISTENERS}
     main = managed.template(
         name="Supervisor main configuration",
         src="files/supervisor/supervisord.conf.j2", dest=CONFIG, mode="644",
-        socket=SOCKET, pidfile=PIDFILE, programs_dir=PROGRAMS_DIR, **_log_settings(),
+        socket=SOCKET, pidfile=PIDFILE, programs_dir=PROGRAMS_DIR, listeners=LISTENERS, **_log_settings(),
     )
-    _changes[host.name] = {"main": main, "programs": {}}
+    _changes[host.name] = {"main": main, "listeners": listeners, "programs": {}}
 
 
 @dataclass
@@ -49,6 +83,7 @@ class Program:
     restart_on: list  # operations whose change restarts it
     autostart: bool
     oneshot: bool  # runs to its end at each start; a finished one is not started again
+    reload: tuple = ()  # (operation, command): when the operation changed, the command reloads the running program
 
 
 def supervisor_value(text, quoted=False):
@@ -71,10 +106,11 @@ def program_values(name, argv, user="root", directory="/", environment=None):
 
 
 def program(name, argv, user="root", directory="/", environment=None, priority=100,
-            autostart=True, startsecs=1, restart_on=(), oneshot=False):
+            autostart=True, startsecs=1, restart_on=(), oneshot=False, reload=()):
     """Declare a supervisor program running `argv` (a list of words); its output goes to
     logs_dir/NAME.log. It is restarted when its own file changes, or when an operation in
-    `restart_on` (a file it reads) changed."""
+    `restart_on` (a file it reads) changed; `reload`, (operation, command): a running program that
+    is not restarted runs the command when the operation changed (a configuration it reloads)."""
     conf = managed.template(
         name=f"Supervisor program {name}",
         src="files/supervisor/program.conf.j2", dest=f"{PROGRAMS_DIR}/{PROGRAM_PREFIX}{name}.conf",
@@ -83,7 +119,7 @@ def program(name, argv, user="root", directory="/", environment=None, priority=1
         autorestart=str(not oneshot).lower(),
         startsecs=startsecs, **_log_settings(),
     )
-    _changes[host.name]["programs"][name] = Program(conf, list(restart_on), autostart, oneshot)
+    _changes[host.name]["programs"][name] = Program(conf, list(restart_on), autostart, oneshot, tuple(reload))
     return conf
 
 
@@ -96,10 +132,10 @@ def apply():
     )
     if host.data.phase == "build":
         return  # an image build starts nothing
-    managed.declare(supervisor=(CONFIG, PIDFILE))
+    managed.declare(supervisor=(CONFIG, PIDFILE, SOCKET))
     converge_programs(
         name="Start supervisord, or reload it, or update and restart the programs that changed or stopped",
-        main=changes["main"], programs=changes["programs"], removed=removed,
+        main=changes["main"], listeners=changes["listeners"], programs=changes["programs"], removed=removed,
     )
 
 
@@ -122,11 +158,13 @@ def supervisord_state():
 
 
 @operation()
-def converge_programs(main, programs, removed):
+def converge_programs(main, listeners, programs, removed):
     """Decided when it runs, from what changed earlier in this run: supervisord is started if it is
     not running; the main configuration reloads everything; a program's own file updates that
     program; a program whose `restart_on` changed is stopped before the update and started after it
-    (so it never races a display being restarted); a program found stopped is started."""
+    (so it never races a display being restarted); a program found stopped is started; a running
+    program whose `reload` operation changed is reloaded; a changed event listener script restarts
+    the listener."""
     pid, states = supervisord_state()
     if pid is None and host.data.phase == "start":
         host.noop("supervisord is not running: onstart.sh starts it (in the foreground as a container's main process)")
@@ -142,12 +180,17 @@ def converge_programs(main, programs, removed):
     dependents = [name for name, program in programs.items()
                   if not changed(program.conf) and any(changed(op) for op in program.restart_on)
                   and not any(failed(op) for op in program.restart_on)]
+    dependents += [name for name, script in listeners.items() if changed(script)]
     stopped = [name for name, program in programs.items()
                if program.autostart and not program.oneshot and not changed(program.conf) and name not in dependents
                and states.get(name) in NOT_RUNNING]
-    if not updated and not dependents and not stopped:
+    reloads = [program.reload[1] for name, program in programs.items()
+               if program.reload and changed(program.reload[0]) and not changed(program.conf)
+               and name not in dependents and states.get(name) == "RUNNING"]
+    if not updated and not dependents and not stopped and not reloads:
         host.noop("supervisord runs, as configured")
         return
+    yield from reloads
     if dependents:
         yield f"supervisorctl -c {CONFIG} stop {' '.join(dependents)}"
     if updated:

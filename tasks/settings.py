@@ -266,6 +266,12 @@ SETTINGS = {
     "visomaster_venv": Setting(ABSOLUTE_PATH),
     "cuda_flavour": Setting(choice("cu124", "cu118")),
     "visomaster_autostart": Setting(BOOLEAN),
+    "access": Setting(choice("portal", "direct")),
+    "portal_port": Setting(PORT, env=("OPEN_BUTTON_PORT",)),
+    "portal_token": Setting(TOKEN, env=("OPEN_BUTTON_TOKEN", "WEB_PASSWORD"), secret=True),
+    "web_username": Setting(Kind("1 to 64 letters, digits and ._-", _matching(r"[A-Za-z0-9._-]{1,64}")),
+                            env=("WEB_USERNAME",)),
+    "web_password": Setting(PASSWORD, env=("WEB_PASSWORD",), secret=True),
     "sshd_port": Setting(PORT),
     "ssh_authorized_keys": Setting(PUBLIC_KEYS),
     "instance_public_keys": Setting(PUBLIC_KEYS, env=("PUBLIC_KEY", "SSH_PUBLIC_KEY")),
@@ -327,6 +333,7 @@ def resolve(defaults, command_line, environment, saved):
         resolved[name] = check(name, value, source)
         sources[name] = source
     _check_ports_differ(resolved)
+    _check_internal_ports(resolved)
     _check_no_secret_in_a_build(resolved, sources)
     return resolved, sources
 
@@ -352,6 +359,25 @@ def _check_ports_differ(resolved):
                 raise SettingError(f"settings {seen[resolved[name]]} and {name} are both {resolved[name]}: "
                                    f"expected a different port for each")
             seen[resolved[name]] = name
+
+
+# Behind the portal, a web app listens on 127.0.0.1 at its public port + INTERNAL_OFFSET (vast's "1" in front:
+# 6901 -> 16901, 8080 -> 18080)
+INTERNAL_OFFSET = 10000
+PROXIED_PORTS = ("novnc_port", "jupyter_port")
+
+
+def _check_internal_ports(resolved):
+    """With access=portal each proxied app takes a second, internal port: it must exist and be free."""
+    if resolved["access"] != "portal":
+        return
+    public = {resolved[name]: name for name, setting in SETTINGS.items() if setting.kind is PORT}
+    for name in PROXIED_PORTS:
+        internal = resolved[name] + INTERNAL_OFFSET
+        if internal > 65535 or internal in public:
+            raise SettingError(f"setting {name} = {resolved[name]} is not allowed with access=portal: expected a port "
+                               f"whose internal port ({internal}, {INTERNAL_OFFSET} above it) is at most 65535 and "
+                               f"no other setting's")
 
 
 def _pyinfra_free(command_line):

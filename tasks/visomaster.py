@@ -62,7 +62,7 @@ def visomaster(interpreter):
     launcher = managed.template(name="Launcher", src="files/visomaster/red-visomaster.j2", dest=LAUNCHER, mode="755",
                                 **launcher_values(data.desktop_user, data.visomaster_venv, checkout, data.workspace))
     services.program("visomaster", [LAUNCHER], user=data.desktop_user, directory=checkout, priority=50,
-                     autostart=data.visomaster_autostart, startsecs=3, restart_on=[launcher, *code])
+                     autostart=data.visomaster_autostart, restart_on=[launcher, *code])
     return code[0]
 
 

@@ -168,7 +168,7 @@ def container_figures():
     StandIn(folder, wheels_url=server.wheels_url).make()
     server.start()
     data = {"python_version": "3.11", "visomaster_repo": server.repo_url, "visomaster_ref": "v0.1.0",
-            "models_at": "never"}
+            "models_at": "never", "access": "direct"}
     args = {"BASE_IMAGE": engine.base_image(client), "RED_DATA": " ".join(f"--data {k}={v}" for k, v in data.items())}
     figures, readme = {}, PROJECT / "README.md"
     try:

@@ -21,10 +21,12 @@ class Session:
     framebuffer: tuple  # the remote screen's width and height, as noVNC received it
 
 
-def open_novnc(browser, port, password=None, screenshot=None, timeout=15):
+def open_novnc(browser, port, password=None, screenshot=None, timeout=15, keep=None):
     """Open noVNC's page the way a user does; answer its password prompt if it asks.
-    Returns once connected (and the desktop drawn) or refused."""
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    Returns once connected (and the desktop drawn) or refused. `browser` may be a browser context
+    (its cookies go along); `keep`, a list: the page is left open and appended to it."""
+    page = browser.new_page()
+    page.set_viewport_size({"width": 1280, "height": 800})
     try:
         page.goto(f"http://127.0.0.1:{port}/", timeout=timeout * 1000)
         page.wait_for_url("**/vnc.html?*", timeout=timeout * 1000)  # the landing page forwards there
@@ -50,7 +52,10 @@ def open_novnc(browser, port, password=None, screenshot=None, timeout=15):
             time.sleep(0.1)
         return Session(False, f"timed out: {state['status']}", (0, 0))
     finally:
-        page.close()
+        if keep is None:
+            page.close()
+        else:
+            keep.append(page)
 
 
 def desktop_drawn(page):

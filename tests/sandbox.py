@@ -311,8 +311,9 @@ def controller_python():
 def standin_settings(standin):
     """What a sandbox host (Debian 12) needs to run the deploy: Debian's Python, and VisoMaster's
     stand-in repository instead of the real one (out of reach here)."""
+    # access=direct: each app on its own port, as the tests of each app reach it; tests/test_portal.py: the portal
     return {"python_version": "3.11", "visomaster_repo": standin.url, "visomaster_ref": "main",
-            "models_at": "never"}  # the stand-in has no model table until a test gives it one
+            "models_at": "never", "access": "direct"}  # the stand-in has no model table until a test gives it one
 
 
 def red_data(settings):

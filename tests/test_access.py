@@ -107,18 +107,21 @@ def test_jupyter_wants_its_token(provisioned):
     assert token(provisioned) not in provisioned.ssh("ps -eo args").stdout
 
 
-def run_in_kernel(host, kernel_name, code):
-    """Starts a kernel through Jupyter's REST API and runs `code` over its websocket; returns stdout."""
+def run_in_kernel(host, kernel_name, code, base=None, authorization=None):
+    """Starts a kernel through Jupyter's REST API and runs `code` over its websocket; returns stdout.
+    `base`: Jupyter's address (default: its own port), `authorization`: the header's value (default: its token)."""
     import websocket
-    headers = {"Authorization": f"token {token(host)}", "Content-Type": "application/json"}
-    request = urllib.request.Request(jupyter_url(host, "/api/kernels"), method="POST", headers=headers,
+    base = base or jupyter_url(host, "")
+    authorization = authorization or f"token {token(host)}"
+    headers = {"Authorization": authorization, "Content-Type": "application/json"}
+    request = urllib.request.Request(f"{base}/api/kernels", method="POST", headers=headers,
                                      data=json.dumps({"name": kernel_name}).encode())
     with urllib.request.urlopen(request, timeout=30) as response:
         kernel = json.load(response)["id"]
     try:
         channel = websocket.create_connection(
-            jupyter_url(host, f"/api/kernels/{kernel}/channels").replace("http", "ws", 1),
-            header=[f"Authorization: token {token(host)}"], timeout=60)
+            f"{base}/api/kernels/{kernel}/channels".replace("http", "ws", 1),
+            header=[f"Authorization: {authorization}"], timeout=60)
         message_id = uuid.uuid4().hex
         channel.send(json.dumps({
             "header": {"msg_id": message_id, "msg_type": "execute_request", "username": "test", "session": "t",
@@ -138,7 +141,7 @@ def run_in_kernel(host, kernel_name, code):
             elif message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
                 return "".join(output)
     finally:
-        urllib.request.urlopen(urllib.request.Request(jupyter_url(host, f"/api/kernels/{kernel}"), method="DELETE",
+        urllib.request.urlopen(urllib.request.Request(f"{base}/api/kernels/{kernel}", method="DELETE",
                                                       headers=headers), timeout=30)
 
 

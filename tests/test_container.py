@@ -20,7 +20,7 @@ import sandbox as sandboxes
 from visomaster_standin import StandIn
 
 STANDIN_HOST = "red-standin"  # the repository's host name: 127.0.0.1 at the build, whatever a test says at a run
-PROGRAMS = {"sshd", "xvfb", "window-manager", "x11vnc", "novnc", "jupyter", "visomaster"}
+PROGRAMS = {"sshd", "xvfb", "window-manager", "x11vnc", "novnc", "jupyter", "visomaster", "nudge"}
 START_PHASE = ["/opt/red/venv/bin/pyinfra", "-y", "--json", "@local", "deploy.py", "--data", "phase=start"]
 
 
@@ -53,7 +53,7 @@ def image(client):
     standin = StandIn(folder, wheels_url=server.wheels_url).make()
     server.start()
     settings = {"python_version": "3.11", "visomaster_repo": f"git://{STANDIN_HOST}:{server.git_port}/origin.git",
-                "visomaster_ref": "v0.1.0", "models_at": "never"}
+                "visomaster_ref": "v0.1.0", "models_at": "never", "access": "direct"}
     tag = f"{prefix}/red:test"
     try:
         engine.build_image(client, tag, {"BASE_IMAGE": engine.base_image(client),
@@ -147,6 +147,18 @@ def test_a_start_without_network_or_with_a_repository_that_never_answers_asks_it
         assert engine.connections_made(silent) == 0, "the start asked the repository for a pinned tag"
 
 
+def first_answer(url, timeout):
+    """The first HTTP answer of `url` (a program is RUNNING a second after its start, before it listens)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return urllib.request.urlopen(url, timeout=10)
+        except (ConnectionError, urllib.error.URLError) as error:
+            if isinstance(error, urllib.error.HTTPError) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def test_a_start_whose_app_step_fails_still_opens_the_desk_with_the_instance_keys(client, image, tmp_path):
     workspace = sandboxes.HOSTS / f"{image.prefix}-failing-workspace"
     shutil.rmtree(workspace, ignore_errors=True)
@@ -183,7 +195,7 @@ def test_a_start_whose_app_step_fails_still_opens_the_desk_with_the_instance_key
                                           remove=True).decode().split()[1]
         assert scanned[-1] == host_key(container) != image_key, "sshd answers with the instance's own host key"
         contents = f"http://127.0.0.1:{engine.host_port(container, 8080)}/api/contents"
-        assert urllib.request.urlopen(f"{contents}?token={token}", timeout=10).status == 200
+        assert first_answer(f"{contents}?token={token}", 60).status == 200, "Jupyter starts, and its token works"
         with pytest.raises(urllib.error.HTTPError, match="403"):
             urllib.request.urlopen(contents, timeout=10)
     finally:

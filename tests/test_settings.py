@@ -1,5 +1,6 @@
 """Unit tests of the settings check (pure logic, no host)."""
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -298,3 +299,31 @@ def test_an_image_build_takes_no_secret(name, variable):
     assert "a-secret-in-the-history" not in str(error.value)
     values, _ = resolve(defaults(), {"phase": "start"}, {variable: "a-secret-at-the-start"}, {})
     assert values[name] == "a-secret-at-the-start"
+
+
+@pytest.mark.parametrize("name, value, allowed", [
+    ("access", "open", "one of portal, direct"),
+    ("web_username", "va st", "1 to 64 letters"),
+    ("portal_token", "short", "empty (Red generates one) or 8 to 256"),
+])
+def test_the_portal_settings_refuse_what_can_never_work(name, value, allowed):
+    with pytest.raises(SettingError, match=rf"setting {name} = .* expected {re.escape(allowed)}"):
+        resolve(defaults(), {name: value}, {}, {})
+
+
+def test_vast_variables_give_the_portal_its_port_token_and_login():
+    values, sources = resolve(defaults(), {}, {"OPEN_BUTTON_PORT": "2222", "OPEN_BUTTON_TOKEN": "tok-0123456789",
+                                               "WEB_USERNAME": "me", "WEB_PASSWORD": "pass-word"}, {})
+    assert (values["portal_port"], values["portal_token"], values["web_username"], values["web_password"]) == \
+        (2222, "tok-0123456789", "me", "pass-word")
+    assert sources["portal_token"] == "from $OPEN_BUTTON_TOKEN"
+    values, _ = resolve(defaults(), {}, {"WEB_PASSWORD": "pass-word"}, {})
+    assert values["portal_token"] == "pass-word", "without OPEN_BUTTON_TOKEN, WEB_PASSWORD is the token"
+
+
+def test_behind_the_portal_an_app_port_needs_a_free_internal_port():
+    with pytest.raises(SettingError, match="setting novnc_port = 60000 is not allowed with access=portal"):
+        resolve(defaults(), {"novnc_port": 60000}, {}, {})
+    with pytest.raises(SettingError, match="setting jupyter_port = 8080 .* internal port \\(18080"):
+        resolve(defaults(), {"portal_port": 18080}, {}, {})
+    assert resolve(defaults(), {"novnc_port": 60000, "access": "direct"}, {}, {})[0]["novnc_port"] == 60000
