@@ -47,3 +47,43 @@ function age(date) {
 	if (s < 172800) return Math.round(s / 3600) + " h ago";
 	return Math.round(s / 86400) + " days ago";
 }
+
+class HttpError extends Error {
+	constructor(status) { super("HTTP " + status); this.status = status; }
+}
+const FETCH = {credentials: "same-origin", cache: "no-store"};
+
+async function getJSON(url) {
+	const response = await fetch(url, Object.assign({headers: {Accept: "application/json"}}, FETCH));
+	if (!response.ok) throw new HttpError(response.status);
+	return response.json();
+}
+
+function why(error) {
+	if (error instanceof HttpError) return error.message;
+	if (error instanceof SyntaxError) return "not JSON; signed out?";
+	return "no answer";
+}
+
+// Replaces a box's content only when the data changed, so hovering and selecting are not disturbed.
+function update(box, data, render) {
+	const key = JSON.stringify(data);
+	if (box.dataset.key === key) return;
+	box.dataset.key = key;
+	box.replaceChildren(...render(data));
+}
+
+// Runs step() now and again `ms` after each run ends; pauses while the tab is hidden.
+function repeat(step, ms) {
+	let timer = null;
+	async function run() {
+		clearTimeout(timer);
+		timer = null;
+		if (!document.hidden) {
+			try { await step(); } catch (error) { console.error(error); }
+		}
+		timer = setTimeout(run, ms);
+	}
+	document.addEventListener("visibilitychange", function () { if (!document.hidden && timer !== null) run(); });
+	run();
+}
