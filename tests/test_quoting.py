@@ -63,10 +63,12 @@ def test_jupyters_configuration_keeps_hostile_values_as_strings(tmp_path):
     token_file = tmp_path / "token"
     token_file.write_text("the-token\n")
     config = render("files/jupyter/jupyter_server_config.py.j2",
-                    {"open": False, "port": 8080, "root_dir": root_dir, "token_file": str(token_file)})
+                    {"open": False, "address": "127.0.0.1", "port": 18080, "behind_portal": True,
+                     "root_dir": root_dir, "token_file": str(token_file)})
     c = types.SimpleNamespace(ServerApp=types.SimpleNamespace(), IdentityProvider=types.SimpleNamespace())
     exec(compile(config, "jupyter_server_config.py", "exec"), {"get_config": lambda: c})
-    assert (c.ServerApp.root_dir, c.ServerApp.port, c.IdentityProvider.token) == (root_dir, 8080, "the-token")
+    assert (c.ServerApp.root_dir, c.ServerApp.ip, c.ServerApp.port) == (root_dir, "127.0.0.1", 18080)
+    assert c.IdentityProvider.token == "the-token" and c.ServerApp.allow_remote_access is True
     assert not marker.exists()
 
 
