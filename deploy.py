@@ -32,8 +32,9 @@ def instance_environment(snapshot, phase):
     process's own on top (a Dockerfile's ENV, a variable set for onstart.sh). The same command
     brings back the snapshot the last run left, when `snapshot` is on."""
     names = ENVIRONMENT_NAMES + portal.INSTANCE_NAMES
-    look = managed.first_look(names, snapshot, lock=phase == "provision")  # onstart.sh locks a start
-    host.data.os_release = look["os_release"]
+    look = managed.first_look(names, snapshot, lock=phase == "provision",  # onstart.sh locks a start
+                              supervisor_socket=services.SOCKET)
+    host.data.os_release, host.data.listeners = look["os_release"], look["listeners"]
     environment = look["environment"]
     if isinstance(host.connector, LocalConnector):
         environment.update({name: value for name, value in os.environ.items()

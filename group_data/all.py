@@ -85,6 +85,9 @@ web_username = "vastai"
 # The password for the portal's basic auth (WEB_PASSWORD overrides); empty: the portal's token.
 web_password = ""
 
+# More portal apps, new ports for Red's (PORTAL_CONFIG overrides): vast's host:port:internal:path:Name|... or JSON.
+portal_config = ""
+
 # Port of Red's OpenSSH server, key-only (pyinfra's own ssh_port is the port it connects to).
 sshd_port = 22
 

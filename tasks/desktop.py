@@ -52,16 +52,18 @@ def desktop():
         user=data.desktop_user, directory=home, environment=x_env, priority=20,
         restart_on=[xvfb, session, *menus],
     )
-    services.program(
-        "x11vnc", [WAIT_FOR_DISPLAY, "x11vnc", "-display", DISPLAY, "-rfbport", str(data.vnc_port), *vnc_auth,
-                   "-forever", "-shared", "-noxdamage", "-quiet"],
-        environment={"DISPLAY": DISPLAY}, priority=30,
-        restart_on=[xvfb] + ([password] if password else []),
-    )
-    services.program(
-        "novnc", ["websockify", "--web", NOVNC_WEB, f"{novnc_address}:{novnc_port}", f"127.0.0.1:{data.vnc_port}"],
-        user=data.desktop_user, priority=40,
-    )
+    if not services.held_by_another("VNC", data.vnc_port):
+        services.program(
+            "x11vnc", [WAIT_FOR_DISPLAY, "x11vnc", "-display", DISPLAY, "-rfbport", str(data.vnc_port), *vnc_auth,
+                       "-forever", "-shared", "-noxdamage", "-quiet"],
+            environment={"DISPLAY": DISPLAY}, priority=30,
+            restart_on=[xvfb] + ([password] if password else []),
+        )
+    if not portal.left_to_another("Desktop", data.novnc_port):
+        services.program(
+            "novnc", ["websockify", "--web", NOVNC_WEB, f"{novnc_address}:{novnc_port}", f"127.0.0.1:{data.vnc_port}"],
+            user=data.desktop_user, priority=40,
+        )
 
 
 def window_manager_files(home):

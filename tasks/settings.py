@@ -230,6 +230,87 @@ TOKEN = Kind("empty (Red generates one) or 8 to 256 letters, digits and ._~-",
 DERIVED_PATH = Kind(f"empty for its default, or {PATH_RULE}", _optional(_absolute_path))
 
 
+class EntryError(ValueError):
+    """A value made of entries (portal_config): which entry is wrong, and why."""
+
+
+# Red's own apps as PORTAL_CONFIG names them (any case): an entry for one moves it to the entry's port
+RED_APPS = {"instance portal": "portal_port", "portal": "portal_port", "desktop": "novnc_port", "vnc": "novnc_port",
+            "novnc": "novnc_port", "jupyter": "jupyter_port", "jupyterlab": "jupyter_port"}
+APP_PATH = r"/[A-Za-z0-9._~/?=&%+-]*"  # an app's path in a link: no quote, space or <
+SERVICE_KEYS = {"name", "uri", "port", "internal_port", "proto", "rewrite", "auth"}  # the seeds' keys, and the ports
+
+
+def _app_port(value, what, entry):
+    try:
+        return _integer(1, 65535)(value)
+    except (ValueError, TypeError):
+        raise EntryError(f"entry {entry!r}: {what} {value!r} is not a port (1 to 65535)") from None
+
+
+def _service(service, entry):
+    """One app as the JSON form writes it: {"name", "uri", "port", "internal_port"}, checked. No port:
+    a path on the portal's port; no internal_port (or the same as port): a link only, nothing proxied."""
+    if not isinstance(service, dict) or not isinstance(service.get("name"), str):
+        raise EntryError(f"entry {entry!r}: expected an object with a name")
+    name, uri = service["name"].strip(), service.get("uri", "/")
+    if set(service) - SERVICE_KEYS:
+        raise EntryError(f"entry {entry!r}: unknown key {sorted(set(service) - SERVICE_KEYS)[0]!r}, expected "
+                         f"{', '.join(sorted(SERVICE_KEYS))}")
+    if not 1 <= len(name) <= 64 or not name.isprintable():
+        raise EntryError(f"entry {entry!r}: expected a name of 1 to 64 printable characters")
+    if not isinstance(uri, str) or not re.fullmatch(APP_PATH, uri):
+        raise EntryError(f"entry {entry!r}: path {uri!r} is not allowed, expected / and letters, digits and ._~/?=&%+-")
+    if service.get("auth", True) is not True or service.get("proto", "http") != "http":
+        raise EntryError(f"entry {entry!r}: expected auth true and proto http (the portal checks every request)")
+    checked = {"name": name, "uri": uri}
+    for key, what in (("port", "port"), ("internal_port", "internal port")):
+        if key in service:
+            checked[key] = _app_port(service[key], what, entry)
+    if "internal_port" in checked and "port" not in checked:
+        raise EntryError(f"entry {entry!r}: an internal_port needs the port it is published on")
+    if checked.get("internal_port") == checked.get("port"):
+        checked.pop("internal_port", None)
+    return checked
+
+
+def _vast_entry(entry):
+    """host:external_port:internal_port:path:Name, vast's form, as a JSON-form service."""
+    parts = entry.split(":", 4)
+    if len(parts) != 5:
+        raise EntryError(f"entry {entry!r}: expected host:external_port:internal_port:path:Name")
+    address, external, internal, path, name = parts
+    if address not in ("localhost", "127.0.0.1"):
+        raise EntryError(f"entry {entry!r}: host {address!r} is not allowed, expected localhost (apps listen on it)")
+    return _service({"name": name, "uri": path, "port": _app_port(external.strip(), "external port", entry),
+                     "internal_port": _app_port(internal.strip(), "internal port", entry)}, entry)
+
+
+def _portal_config(value):
+    """vast's `host:ext:int:path:Name|...` or the seeds' JSON `{"version":2,"port":P,"services":[...]}` (or
+    its services list, as saved): the apps as a list of JSON-form services, each checked."""
+    if value in ("", None, []):
+        return []
+    if isinstance(value, str) and not value.isprintable():
+        raise ValueError  # said as for any setting, before an entry would echo it
+    if isinstance(value, str) and not value.strip().startswith(("{", "[")):
+        return [_vast_entry(entry.strip()) for entry in value.split("|") if entry.strip()]
+    if isinstance(value, str):
+        value = json.loads(value)
+    if isinstance(value, dict):
+        if "port" in value:
+            _app_port(value["port"], "port", "port")  # the seeds' portal's own port: Red's is portal_port
+        value = value.get("services")
+    if not isinstance(value, list):
+        raise ValueError
+    return [_service(service, json.dumps(service)) for service in value]
+
+
+PORTAL_CONFIG = Kind("vast's host:external_port:internal_port:path:Name entries joined by |, or JSON "
+                     "{\"version\":2,\"services\":[{\"name\",\"uri\",\"port\",\"internal_port\"}...]}",
+                     _portal_config)
+
+
 def choice(*options):
     return Kind("one of " + ", ".join(options), _one_of(*options))
 
@@ -272,6 +353,7 @@ SETTINGS = {
     "web_username": Setting(Kind("1 to 64 letters, digits and ._-", _matching(r"[A-Za-z0-9._-]{1,64}")),
                             env=("WEB_USERNAME",)),
     "web_password": Setting(PASSWORD, env=("WEB_PASSWORD",), secret=True),
+    "portal_config": Setting(PORTAL_CONFIG, env=("PORTAL_CONFIG",)),
     "sshd_port": Setting(PORT),
     "ssh_authorized_keys": Setting(PUBLIC_KEYS),
     "instance_public_keys": Setting(PUBLIC_KEYS, env=("PUBLIC_KEY", "SSH_PUBLIC_KEY")),
@@ -304,7 +386,9 @@ def check(name, value, source):
     setting = SETTINGS[name]
     try:
         return _printable(setting.kind.convert(value))
-    except (ValueError, TypeError, json.JSONDecodeError):
+    except (ValueError, TypeError, json.JSONDecodeError) as error:
+        if isinstance(error, EntryError):  # a value of entries: the one entry that is wrong, and why
+            raise SettingError(f"setting {name} ({source}) is not allowed: {error}") from None
         shown = "(hidden)" if setting.secret else repr(value)
         raise SettingError(f"setting {name} = {shown} ({source}) is not allowed: "
                            f"expected {setting.kind.allowed}") from None
@@ -332,8 +416,10 @@ def resolve(defaults, command_line, environment, saved):
             raise SettingError(f"setting {name} has no value: add it to group_data/all.py")
         resolved[name] = check(name, value, source)
         sources[name] = source
+    _move_red_apps(resolved, sources)
     _check_ports_differ(resolved)
     _check_internal_ports(resolved)
+    _check_portal_apps(resolved)
     _check_no_secret_in_a_build(resolved, sources)
     return resolved, sources
 
@@ -378,6 +464,46 @@ def _check_internal_ports(resolved):
             raise SettingError(f"setting {name} = {resolved[name]} is not allowed with access=portal: expected a port "
                                f"whose internal port ({internal}, {INTERNAL_OFFSET} above it) is at most 65535 and "
                                f"no other setting's")
+
+
+def red_app(service):
+    """The port setting of the Red app a portal_config entry names, or None for a user's own app."""
+    return RED_APPS.get(service["name"].lower())
+
+
+def _move_red_apps(resolved, sources):
+    """portal_config's entries for Red's own apps set their public ports; their internal port is Red's
+    (public + INTERNAL_OFFSET), so an entry naming another cannot be right."""
+    moved = set()
+    for service in resolved["portal_config"]:
+        name = red_app(service)
+        if name is None or "port" not in service:
+            continue
+        internal = service["port"] + INTERNAL_OFFSET
+        if name in moved:
+            raise SettingError(f"setting portal_config entry {service['name']!r} is not allowed: a second entry for "
+                               f"{name}; expected one entry per app")
+        if service.get("internal_port", internal) != internal:
+            raise SettingError(f"setting portal_config entry {service['name']!r} is not allowed: internal port "
+                               f"{service['internal_port']}; Red's own app listens on its port + {INTERNAL_OFFSET}, "
+                               f"expected {internal}")
+        moved.add(name)
+        resolved[name], sources[name] = service["port"], "from portal_config"
+
+
+def _check_portal_apps(resolved):
+    """A user's own app behind the portal takes its public port for Caddy; its internal port is the app's."""
+    taken = {resolved[name]: name for name, setting in SETTINGS.items() if setting.kind is PORT}
+    if resolved["access"] == "portal":
+        taken.update({resolved[name] + INTERNAL_OFFSET: f"{name}'s internal port" for name in PROXIED_PORTS})
+    for service in resolved["portal_config"]:
+        if red_app(service) or "internal_port" not in service:
+            continue
+        for port, what in ((service["port"], "port"), (service["internal_port"], "internal port")):
+            if port in taken:
+                raise SettingError(f"setting portal_config entry {service['name']!r} is not allowed: its {what} "
+                                   f"{port} is {taken[port]}'s; expected a port of its own")
+            taken[port] = f"entry {service['name']!r}"
 
 
 def _pyinfra_free(command_line):

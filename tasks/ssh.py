@@ -22,7 +22,8 @@ def ssh():
     # sshd reads authorized_keys at each login: new keys need no restart
     managed.authorized_keys(name="Authorized keys for root", user="root",
                             keys=data.ssh_authorized_keys + data.instance_public_keys)
-    services.program("sshd", ["/usr/sbin/sshd", "-D", "-e"], priority=5, restart_on=[privsep, keys, config])
+    if not services.held_by_another("SSH", data.sshd_port):  # vast's own sshd, in its SSH launch mode
+        services.program("sshd", ["/usr/sbin/sshd", "-D", "-e"], priority=5, restart_on=[privsep, keys, config])
 
 
 def host_keys():

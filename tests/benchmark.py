@@ -4,6 +4,7 @@
     .venv/bin/python tests/benchmark.py           # everything (sandboxes, several minutes)
     .venv/bin/python tests/benchmark.py fetcher   # the model fetcher against curl only
     .venv/bin/python tests/benchmark.py container # the image: size, builds, run, stop, restart
+    .venv/bin/python tests/benchmark.py portal    # noVNC through the portal against direct; Caddy's latency
 
 Prints: a cold apply; with the snapshot off and on, side by side, the remote commands and seconds
 of a no-op re-apply on loopback and at 100 ms round trip (SSH through tests/latency_proxy.py),
@@ -24,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import PROJECT, SHUTDOWN_SUPERVISORD, SandboxFactory  # noqa: E402
+from conftest import PROJECT, SHUTDOWN_SUPERVISORD, SandboxFactory, converge  # noqa: E402
 from desktop_view import CHROMIUM, CHROMIUM_ARGS, open_novnc  # noqa: E402
 from latency_proxy import LatencyProxy  # noqa: E402
 
@@ -101,16 +102,21 @@ START_UNTIL_RUNNING = (SHUTDOWN_SUPERVISORD + "; "
                        "print(time.perf_counter() - t)'")
 
 
-def supervisord_to_novnc(host):
-    """From supervisord's start to noVNC connected, password given, desktop drawn (in chromium)."""
+def supervisord_to_novnc(host, portal_token=None):
+    """From supervisord's start to noVNC connected, desktop drawn (in chromium): the VNC password
+    given, or through the portal with its cookie (`portal_token`)."""
     from playwright.sync_api import sync_playwright
     host.ssh(SHUTDOWN_SUPERVISORD)
-    password = host.path("/etc/red/vnc-password").read_text().strip()
+    password = None if portal_token else host.path("/etc/red/vnc-password").read_text().strip()
+    port = host.info["data"]["novnc_port"]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        context = browser.new_context()
+        if portal_token:
+            context.add_cookies([{"name": "red_auth_token", "value": portal_token, "url": f"http://127.0.0.1:{port}"}])
         started = time.perf_counter()
         host.ssh("supervisord -c /etc/supervisor/supervisord.conf")
-        while not open_novnc_quietly(browser, host.info["data"]["novnc_port"], password):
+        while not open_novnc_quietly(context, port, password):
             time.sleep(0.05)
         seconds = time.perf_counter() - started
         browser.close()
@@ -153,6 +159,57 @@ def print_fetcher(rates):
           f"curl {rates['curl']:.0f} MB/s ({rates['red-models'] / rates['curl']:.0%} of curl)")
 
 
+PORTAL_TOKEN = "benchmark-portal-token-0123"
+LATENCY_REQUESTS = 1000
+
+
+def request_seconds(port, headers, requests=LATENCY_REQUESTS):
+    """Seconds of each GET / on 127.0.0.1:port, one connection per request as a browser's first."""
+    import http.client
+    seconds = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("GET", "/", headers=headers)
+        response = connection.getresponse()
+        response.read()
+        connection.close()
+        assert response.status in (200, 302), response.status
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def portal_figures():
+    """noVNC through the portal against direct on the same host in the same run, and the latency
+    Caddy's check and proxy add to a request (to noVNC's page on loopback)."""
+    from test_portal import proxied_port
+    factory = SandboxFactory("bench-portal")
+    try:
+        ports = {name: proxied_port() for name in ("portal_port", "novnc_port", "jupyter_port")}
+        host = factory.up("p", env={"OPEN_BUTTON_TOKEN": PORTAL_TOKEN}, data={"access": "portal", **ports})
+        converge([host])
+        figures = {}
+        through = [supervisord_to_novnc(host, PORTAL_TOKEN) for _ in range(REPEAT)]
+        public, internal = ports["novnc_port"], ports["novnc_port"] + 10000
+        proxied = request_seconds(public, {"Authorization": f"Bearer {PORTAL_TOKEN}"})
+        direct = request_seconds(internal, {})
+        for what, pick in (("median", statistics.median), ("p99", lambda values: statistics.quantiles(
+                values, n=100)[98])):
+            figures[f"a request through Caddy, added ({what})"] = (pick(proxied) - pick(direct)) * 1000
+        converge([host], "--data", "access=direct")
+        figures["supervisord start to noVNC connected, direct"] = statistics.median(
+            supervisord_to_novnc(host) for _ in range(REPEAT))
+        figures["supervisord start to noVNC connected, portal"] = statistics.median(through)
+    finally:
+        factory.down_all()
+    return figures
+
+
+def print_portal(figures):
+    for what, figure in figures.items():
+        print(f"{what:52} {figure:7.2f} {'ms' if 'request' in what else 's'}")
+
+
 BASELINE = "faaf91c"  # the last commit before the image was reworked (issue 12)
 
 
@@ -169,7 +226,12 @@ def container_figures():
     server.start()
     data = {"python_version": "3.11", "visomaster_repo": server.repo_url, "visomaster_ref": "v0.1.0",
             "models_at": "never", "access": "direct"}
-    args = {"BASE_IMAGE": engine.base_image(client), "RED_DATA": " ".join(f"--data {k}={v}" for k, v in data.items())}
+    def build_args(data):
+        return {"BASE_IMAGE": engine.base_image(client),
+                "RED_DATA": " ".join(f"--data {k}={v}" for k, v in data.items())}
+    args = build_args(data)
+    del data["access"]  # BASELINE has no portal (nor the setting): direct access was all it did
+    baseline_args = build_args(data)
     figures, readme = {}, PROJECT / "README.md"
     try:
         image, figures["cold build"] = engine.build_image(client, f"{prefix}/red:new", args)
@@ -182,7 +244,8 @@ def container_figures():
         subprocess.run(["git", "worktree", "add", "--detach", "-f", f"/tmp/{prefix}-baseline", BASELINE], cwd=PROJECT,
                        check=True, capture_output=True)
         try:
-            baseline, _ = engine.build_image(client, f"{prefix}/red:baseline", args, path=f"/tmp/{prefix}-baseline")
+            baseline, _ = engine.build_image(client, f"{prefix}/red:baseline", baseline_args,
+                                             path=f"/tmp/{prefix}-baseline")
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", f"/tmp/{prefix}-baseline"], cwd=PROJECT, check=True)
         figures["image size"] = image.attrs["Size"] / 1e9
@@ -223,6 +286,9 @@ def main():
         return
     if sys.argv[1:] == ["container"]:
         print_container(container_figures())
+        return
+    if sys.argv[1:] == ["portal"]:
+        print_portal(portal_figures())
         return
     factory = SandboxFactory("bench")
     try:

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import ARTIFACTS, converge
+from conftest import ARTIFACTS, apply, converge
 from desktop_view import CHROMIUM, open_novnc, picture_facts
 from sandbox import free_port
 from test_access import run_in_kernel
@@ -25,6 +25,7 @@ pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM), reason="Debian's chr
 TOKEN = "portal-token-0123456789abcdef"
 LABEL = "C.4242"
 PUBLIC_IPADDR = "203.0.113.7"  # TEST-NET-3: a documentation address, as vast's would be
+USER_APP = {}  # a user's own web app on the host: the port the portal publishes it on, and its own (loopback)
 
 
 def proxied_port():
@@ -56,9 +57,10 @@ def wait_listening(listening, timeout=30):
 def gate(sandbox_factory):
     """One host behind the portal, provisioned once, its token given as vast gives it."""
     ports = {"portal_port": proxied_port(), "novnc_port": proxied_port(), "jupyter_port": proxied_port()}
+    USER_APP.update(port=proxied_port(), internal=free_port())
     env = {"OPEN_BUTTON_TOKEN": TOKEN, "VAST_CONTAINERLABEL": LABEL, "PUBLIC_IPADDR": PUBLIC_IPADDR,
            f"VAST_TCP_PORT_{ports['portal_port']}": "41111", f"VAST_TCP_PORT_{ports['novnc_port']}": "46901",
-           f"VAST_TCP_PORT_{ports['jupyter_port']}": "48080"}
+           f"VAST_TCP_PORT_{ports['jupyter_port']}": "48080", f"VAST_TCP_PORT_{USER_APP['port']}": "47000"}
     host = sandbox_factory.up("portal", env=env, data={"access": "portal", **ports})
     converge([host])
     wait_running(host, {"portal", "novnc", "x11vnc", "jupyter"}, timeout=30)
@@ -270,27 +272,91 @@ def test_the_token_is_in_no_log_process_list_or_world_readable_file(gate):
         ["700:root", "600:root", "600:root"]
 
 
-def test_a_changed_caddyfile_reloads_caddy_alone_and_a_desktop_session_survives(gate, browser):
-    before = program_pids(gate)
+def users_app(host):
+    """A user's own web app on 127.0.0.1 (not Red's): its pid."""
+    return host.ssh(f"mkdir -p /tmp/notes && echo 'my notes app' > /tmp/notes/index.html && cd /tmp/notes && "
+                    f"{{ setsid python3 -m http.server --bind 127.0.0.1 {USER_APP['internal']} "
+                    f">/dev/null 2>&1 & echo $!; }}").stdout.strip()
+
+
+def apps_listed(host):
+    return json.loads(host.ssh("cat /etc/red-portal/apps.json").stdout)
+
+
+def test_a_users_app_in_either_portal_config_form_is_proxied_listed_and_reloads_caddy_alone(gate, browser):
+    portal, app, internal = port(gate, "portal_port"), USER_APP["port"], USER_APP["internal"]
+    vast_form = f"localhost:{app}:{internal}:/:Notes|localhost:{portal}:{portal}:/logs/:Every log"
+    json_form = json.dumps({"version": 2, "port": 11111, "services": [
+        {"name": "Notes", "uri": "/", "port": app, "internal_port": internal, "proto": "http", "auth": True},
+        {"name": "Every log", "uri": "/logs/", "port": portal}]})
+    pid, before = users_app(gate), program_pids(gate)
     context = browser.new_context()
     context.add_cookies([{"name": f"{LABEL}_auth_token", "value": TOKEN, "url": url(gate, "portal_port")}])
     pages = []
     try:
         session = open_novnc(context, port(gate, "novnc_port"), timeout=30, keep=pages)
         assert session.connected, session.status
-        run = converge([gate], "--data", "web_username=someone")
-        assert run.changed(gate) == ["Portal | Caddy configuration",
+        run = converge([gate], "--data", f"portal_config={vast_form}", "--data", "web_username=someone")
+        assert run.changed(gate) == ["Portal | Portal apps", "Portal | Caddy configuration",
                                      "Red on the instance | Settings for the start phase (/etc/red/settings.json)",
                                      CONVERGE_PROGRAMS]
+        listed = apps_listed(gate)
+        assert {"name": "Notes", "port": app, "path": "/", "url": f"http://{PUBLIC_IPADDR}:47000/"} in listed
+        assert {"name": "Every log", "port": portal, "path": "/logs/", "url": f"http://{PUBLIC_IPADDR}:41111/logs/"} \
+            in listed
+        assert answer(f"http://127.0.0.1:{app}/")[0] == 401, "the user's app is behind the portal's check"
+        status, _, body = first_answer(f"http://127.0.0.1:{app}/", BEARER)
+        assert (status, body) == (200, b"my notes app\n")
         basic = "Basic " + base64.b64encode(f"someone:{TOKEN}".encode()).decode()
         assert first_answer(url(gate, "portal_port"), {"Authorization": basic})[0] == 200, "the new name works"
         assert program_pids(gate) == before, "no program restarted, Caddy included"
         time.sleep(2)
         assert pages[0].evaluate("() => document.documentElement.classList.contains('noVNC_connected')"), \
             "the desktop session stayed connected"
+        page = portal_page(context, gate)
+        page.wait_for_selector(f'a[href="http://{PUBLIC_IPADDR}:47000/"]', timeout=15000)
+        run = converge([gate], "--data", f"portal_config={json_form}", "--data", "web_username=someone")
+        assert run.changed(gate) == ["Red on the instance | Settings for the start phase (/etc/red/settings.json)"], \
+            "the JSON form gives the same apps (only the saved value, without the default port, differs)"
+        assert apps_listed(gate) == listed
+        broken = apply([gate], "--data", f"portal_config={vast_form}|localhost:nope:1:/:Broken")
+        assert broken.returncode != 0
+        assert [line for line in broken.stderr.splitlines() if line.startswith("red: ")] == [
+            "red: setting portal_config (from --data) is not allowed: entry 'localhost:nope:1:/:Broken': "
+            "external port 'nope' is not a port (1 to 65535)"]
+        assert apps_listed(gate) == listed, "a refused value changes nothing"
     finally:
         context.close()
+        gate.ssh(f"kill {pid}")
         converge([gate])
+
+
+def test_ports_held_by_processes_red_did_not_start_are_reported_and_left_to_them(gate):
+    """vast's SSH and Jupyter launch modes run their own sshd and Jupyter: stand-ins for both."""
+    jupyter, sshd = proxied_port(), free_port()
+    pids = gate.ssh(f"mkdir -p /tmp/their-jupyter && echo theirs > /tmp/their-jupyter/index.html && "
+                    f"cd /tmp/their-jupyter && {{ setsid python3 -m http.server {jupyter} >/dev/null 2>&1 & echo $!; }}"
+                    f" && {{ setsid /usr/sbin/sshd -D -p {sshd} -o PidFile=none >/dev/null 2>&1 & echo $!; }}"
+                    ).stdout.split()
+    try:
+        for held in (jupyter, sshd):
+            wait_listening(held)
+        run = converge([gate], "--data", f"jupyter_port={jupyter}", "--data", f"sshd_port={sshd}")
+        said = [line for line in run.stderr.splitlines() if "which Red did not start" in line]
+        assert [line.split("] ", 1)[1] for line in said] == [
+            f"port {sshd} is held by sshd (pid {pids[1]}), which Red did not start: Red leaves SSH to it",
+            f"port {jupyter} is held by python3 (pid {pids[0]}), which Red did not start: Red leaves Jupyter to it"]
+        programs = set(gate.ssh("supervisorctl status | cut -d' ' -f1").stdout.split())
+        assert "jupyter" not in programs and "sshd" not in programs and "novnc" in programs
+        assert answer(f"http://127.0.0.1:{jupyter}/")[:3:2] == (200, b"theirs\n"), "Caddy did not take the port"
+        assert {"name": "Jupyter", "port": jupyter, "path": "/", "url": None} in apps_listed(gate), \
+            "the portal links the Jupyter that runs"
+        again = converge([gate], "--data", f"jupyter_port={jupyter}", "--data", f"sshd_port={sshd}")
+        assert again.changed(gate) == [], "nothing fought over"
+    finally:
+        gate.ssh(f"kill {' '.join(pids)}")
+        converge([gate])
+        wait_running(gate, {"jupyter", "sshd"}, timeout=30)
 
 
 def test_a_second_apply_changes_nothing(gate):

@@ -1,11 +1,12 @@
 """Unit tests of the settings check (pure logic, no host)."""
 import ast
+import json
 import re
 from pathlib import Path
 
 import pytest
 
-from tasks.settings import SETTINGS, SettingError, check, resolve, savable
+from tasks.settings import SETTINGS, SettingError, check, red_app, resolve, savable
 
 GROUP_DATA = Path(__file__).resolve().parent.parent / "group_data" / "all.py"
 
@@ -327,3 +328,53 @@ def test_behind_the_portal_an_app_port_needs_a_free_internal_port():
     with pytest.raises(SettingError, match="setting jupyter_port = 8080 .* internal port \\(18080"):
         resolve(defaults(), {"portal_port": 18080}, {}, {})
     assert resolve(defaults(), {"novnc_port": 60000, "access": "direct"}, {}, {})[0]["novnc_port"] == 60000
+
+
+VAST_PORTAL_CONFIG = ("localhost:1111:11111:/:Instance Portal|localhost:7901:17901:/:Desktop|"
+                      "localhost:8080:8080:/terminals/1:Jupyter Terminal|localhost:8384:18384:/:Syncthing")
+
+
+def test_both_portal_config_forms_give_the_same_apps_and_move_reds_own():
+    seeds_json = json.dumps({"version": 2, "port": 11111, "services": [
+        {"name": "Instance Portal", "uri": "/", "port": 1111, "internal_port": 11111},
+        {"name": "VNC", "port": 7901, "proto": "http", "rewrite": True, "auth": True},
+        {"name": "Jupyter Terminal", "uri": "/terminals/1", "port": 8080},
+        {"name": "Syncthing", "uri": "/", "port": 8384, "internal_port": 18384}]})
+    from_vast, sources = resolve(defaults(), {}, {"PORTAL_CONFIG": VAST_PORTAL_CONFIG}, {})
+    from_json, _ = resolve(defaults(), {}, {"PORTAL_CONFIG": seeds_json}, {})
+    assert from_vast["novnc_port"] == from_json["novnc_port"] == 7901
+    assert sources["novnc_port"] == "from portal_config"
+    users_own = [service for service in from_vast["portal_config"] if not red_app(service)]
+    assert users_own == [service for service in from_json["portal_config"] if not red_app(service)] == [
+        {"name": "Jupyter Terminal", "uri": "/terminals/1", "port": 8080},  # a link: nothing proxied
+        {"name": "Syncthing", "uri": "/", "port": 8384, "internal_port": 18384}]
+    saved, _ = resolve(defaults(), {"phase": "start"}, {}, {"portal_config": from_vast["portal_config"]})
+    assert saved["portal_config"] == from_vast["portal_config"], "the saved value reads back the same"
+
+
+@pytest.mark.parametrize("value, why", [
+    ("localhost:8384:18384:/:Syncthing|localhost:port:1:/:Broken",
+     "entry 'localhost:port:1:/:Broken': external port 'port' is not a port (1 to 65535)"),
+    ("example.com:8384:18384:/:Far", "entry 'example.com:8384:18384:/:Far': host 'example.com' is not allowed"),
+    ("localhost:8384:18384:Syncthing", "entry 'localhost:8384:18384:Syncthing': expected host:external_port:"),
+    ("localhost:8384:18384:/\"><script>:X", "path '/\"><script>' is not allowed"),
+    ('{"services": [{"name": "Open", "uri": "/", "auth": false}]}', "expected auth true and proto http"),
+    ('{"services": [{"name": "Typo", "url": "/"}]}', "unknown key 'url'"),
+])
+def test_a_malformed_portal_config_entry_is_refused_by_name(value, why):
+    with pytest.raises(SettingError, match=re.escape(why)) as error:
+        resolve(defaults(), {}, {"PORTAL_CONFIG": value}, {})
+    assert str(error.value).startswith("setting portal_config (from $PORTAL_CONFIG) is not allowed: entry ")
+
+
+@pytest.mark.parametrize("value, why", [
+    ("localhost:7901:7902:/:Desktop", "entry 'Desktop' is not allowed: internal port 7902; Red's own app listens on "
+                                      "its port + 10000, expected 17901"),
+    ("localhost:8384:18384:/:Mine|localhost:8385:18384:/:Again", "its internal port 18384 is entry 'Mine''s"),
+    ("localhost:22:18384:/:Mine", "its port 22 is sshd_port's"),
+    ("localhost:8384:16901:/:Mine", "its internal port 16901 is novnc_port's internal port"),
+    ("localhost:7000:17000:/:Desktop|localhost:7001:17001:/:VNC", "a second entry for novnc_port"),
+])
+def test_portal_config_refuses_ports_another_app_has(value, why):
+    with pytest.raises(SettingError, match=re.escape(why)):
+        resolve(defaults(), {}, {"PORTAL_CONFIG": value}, {})

@@ -1,7 +1,9 @@
 """One snapshot per run (issue 8): a no-op apply sends almost nothing, drift is still repaired,
 and the snapshot off and on change the same things. Counted on a real sandbox host over SSH."""
 import hashlib
+import os
 import subprocess
+import sys
 
 import pytest
 from conftest import converge
@@ -63,6 +65,28 @@ def test_the_first_look_keeps_every_line_of_a_variable(tmp_path):
     output = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
     look = FirstLook().process(output.splitlines())
     assert look["environment"] == {"PUBLIC_KEY": "ssh-ed25519 AAAA one\nssh-ed25519 BBBB two\\x", "WORKSPACE": "/data"}
+
+
+def test_the_first_look_names_who_listens_on_each_port_and_which_are_a_supervisords(tmp_path):
+    """A listener started by a supervisord on the given socket shows its program; any other shows "-"."""
+    socket_path = str(tmp_path / "supervisor.sock")
+    serve = ("import socket, time; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); "
+             "print(s.getsockname()[1], flush=True); time.sleep(60)")
+    theirs = subprocess.Popen([sys.executable, "-c", serve], stdout=subprocess.PIPE, text=True)
+    ours = subprocess.Popen([sys.executable, "-c", serve], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "SUPERVISOR_SERVER_URL": f"unix://{socket_path}",
+                                 "SUPERVISOR_PROCESS_NAME": "jupyter"})
+    try:
+        their_port, our_port = int(theirs.stdout.readline()), int(ours.stdout.readline())
+        command = FirstLook().command(["WORKSPACE"], supervisor_socket=socket_path)
+        output = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
+        listeners = {int(seen["port"]): seen for seen in FirstLook().process(output.splitlines())["listeners"]}
+        assert (listeners[their_port]["pid"], listeners[their_port]["program"]) == (str(theirs.pid), "-")
+        assert listeners[their_port]["command"].startswith("python")
+        assert (listeners[our_port]["pid"], listeners[our_port]["program"]) == (str(ours.pid), "jupyter")
+    finally:
+        theirs.kill()
+        ours.kill()
 
 
 def test_a_no_op_apply_sends_at_most_three_commands_and_lists_every_operation(provisioned):
