@@ -33,7 +33,7 @@ def instance_environment(snapshot, phase):
     brings back the snapshot the last run left, when `snapshot` is on."""
     names = ENVIRONMENT_NAMES + portal.INSTANCE_NAMES
     look = managed.first_look(names, snapshot, lock=phase == "provision",  # onstart.sh locks a start
-                              supervisor_socket=services.SOCKET)
+                              supervisor_config=services.CONFIG)
     host.data.os_release, host.data.listeners = look["os_release"], look["listeners"]
     environment = look["environment"]
     if isinstance(host.connector, LocalConnector):

@@ -8,9 +8,10 @@ from pyinfra.api import FactBase
 LOCK = "/run/red.lock"  # one run at a time on a target: onstart.sh and a provision alike
 
 
-# Every TCP port something listens on, one line each: PORT PID COMMAND PROGRAM. PROGRAM is the program of
-# the supervisord on argv[1] (Red's socket) that runs the process, "-" for any other process; PID and
-# COMMAND are "-" for a socket of another PID namespace (a process outside this container).
+# Every TCP port something listens on, one line each: PORT PID COMMAND OWNER. OWNER is "red" when the
+# process descends from the supervisord started with the configuration argv[1] (Red's), "-" for any
+# other; PID and COMMAND are "-" for a socket of another PID namespace (a process outside this
+# container). Only /proc/PID/stat and cmdline are read: any user's are readable, environments are not.
 LISTENERS = r"""
 import glob, os, sys
 ports = {}
@@ -31,17 +32,24 @@ for fd in glob.glob("/proc/[0-9]*/fd/*"):
         continue
     if link.startswith("socket:[") and link[8:-1] in ports:
         held.setdefault(ports[link[8:-1]], fd.split("/")[2])
-def program(pid):
+def owner(pid):
+    while pid not in ("0", "1"):
+        try:
+            argv = open(f"/proc/{pid}/cmdline").read().split("\0")
+            pid = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1]
+        except (OSError, IndexError):
+            return "-"
+        if any(os.path.basename(word) == "supervisord" for word in argv[:2]) and sys.argv[1] in argv:
+            return "red"
+    return "-"
+def command(pid):
     try:
-        env = dict(v.split("=", 1) for v in open(f"/proc/{pid}/environ").read().split("\0") if "=" in v)
-        command = open(f"/proc/{pid}/comm").read().split()[0]
+        return open(f"/proc/{pid}/comm").read().split()[0]
     except (OSError, IndexError):
-        return "- -"
-    mine = env.get("SUPERVISOR_SERVER_URL") == "unix://" + sys.argv[1]
-    return command + " " + (env.get("SUPERVISOR_PROCESS_NAME", "-") if mine else "-")
+        return "?"
 for port in sorted(set(ports.values())):
     pid = held.get(port)
-    print(port, pid or "-", program(pid) if pid else "- -")
+    print(port, pid or "-", command(pid) if pid else "-", owner(pid) if pid else "-")
 """
 
 
@@ -51,17 +59,17 @@ class FirstLook(FactBase):
     distribution (/etc/os-release), and the output of the snapshot script the last run left (when
     given and present), so that a run that has nothing to do needs no other command. With `lock`,
     it first takes the target's run lock (see run_lock) and holds it until the run ends.
-    With `supervisor_socket`, every TCP port something listens on, and whether that supervisord runs it
-    (LISTENERS). Returns {"environment": {...}, "os_release": {...}, "listeners": [{"port", "pid",
-    "command", "program"}...], "snapshot": parsed or None}."""
+    With `supervisor_config`, every TCP port something listens on, and whether the supervisord of that
+    configuration runs it (LISTENERS). Returns {"environment": {...}, "os_release": {...}, "listeners":
+    [{"port", "pid", "command", "owner"}...], "snapshot": parsed or None}."""
 
-    def command(self, names, script=None, lock=False, controller_pid=None, supervisor_socket=None):
+    def command(self, names, script=None, lock=False, controller_pid=None, supervisor_config=None):
         pattern = "|".join(names)
         # one variable per line: backslashes and newlines inside a value (PUBLIC_KEY's lines) escaped
         look = (f"sed -z 's/\\\\/\\\\\\\\/g; s/\\n/\\\\n/g' /proc/1/environ 2>/dev/null | tr '\\0' '\\n' "
                 f"| grep -E '^({pattern})=' || true; echo @os-release; cat /etc/os-release 2>/dev/null")
-        if supervisor_socket:
-            look += (f"; echo @listeners; python3 -c {shlex.quote(LISTENERS)} {shlex.quote(supervisor_socket)} "
+        if supervisor_config:
+            look += (f"; echo @listeners; python3 -c {shlex.quote(LISTENERS)} {shlex.quote(supervisor_config)} "
                      "2>/dev/null")
         if script:
             look += f"; if [ -x {script} ]; then echo @snapshot; {script}; fi"
@@ -81,7 +89,7 @@ class FirstLook(FactBase):
                             (line.partition("=") for line in sections["environment"] if "=" in line)},
             "os_release": {key: value.strip('"') for key, _, value in
                            (line.partition("=") for line in sections["@os-release"]) if key},
-            "listeners": [dict(zip(("port", "pid", "command", "program"), line.split()))
+            "listeners": [dict(zip(("port", "pid", "command", "owner"), line.split()))
                           for line in sections["@listeners"] if len(line.split()) == 4],
             "snapshot": parse_snapshot(sections["@snapshot"]) if sections["@snapshot"] else None,
         }

@@ -105,14 +105,14 @@ def script_path():
     return SNAPSHOT_SCRIPTS.format(phase=host.data.phase)
 
 
-def first_look(names, snapshot_on, lock, supervisor_socket):
+def first_look(names, snapshot_on, lock, supervisor_config):
     """The run's first command (facts.FirstLook): the run lock when `lock` (held until the run ends),
     the instance's environment, its distribution, the ports something listens on (and whether
-    `supervisor_socket`'s supervisord runs it), and the snapshot the last run's script takes, which is
+    the supervisord of `supervisor_config` runs it), and the snapshot the last run's script takes, which is
     used while the deploy declares the same."""
     local = isinstance(host.connector, LocalConnector)
     look = host.get_fact(FirstLook, names=names, script=script_path() if snapshot_on else None, lock=lock,
-                         controller_pid=os.getpid() if local else None, supervisor_socket=supervisor_socket)
+                         controller_pid=os.getpid() if local else None, supervisor_config=supervisor_config)
     saved = look["snapshot"]
     if saved and saved["request"]:  # the snapshot the last run left: used while the request is the same
         record = declared()

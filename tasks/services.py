@@ -128,7 +128,7 @@ def held_by_another(what, *ports):
     and Jupyter, in its SSH and Jupyter launch modes): Red then leaves `what` to that process rather
     than fight it for the port, and says so once."""
     for listener in host.data.get("listeners") or ():
-        if int(listener["port"]) in ports and listener["program"] == "-":
+        if int(listener["port"]) in ports and listener["owner"] != "red":
             holder = ("a process outside this container" if listener["pid"] == "-"
                       else f"{listener['command']} (pid {listener['pid']})")
             said = f"port {listener['port']} is held by {holder}, which Red did not start: Red leaves {what} to it"

@@ -67,25 +67,28 @@ def test_the_first_look_keeps_every_line_of_a_variable(tmp_path):
     assert look["environment"] == {"PUBLIC_KEY": "ssh-ed25519 AAAA one\nssh-ed25519 BBBB two\\x", "WORKSPACE": "/data"}
 
 
-def test_the_first_look_names_who_listens_on_each_port_and_which_are_a_supervisords(tmp_path):
-    """A listener started by a supervisord on the given socket shows its program; any other shows "-"."""
-    socket_path = str(tmp_path / "supervisor.sock")
+def test_the_first_look_names_who_listens_on_each_port_and_which_descend_from_reds_supervisord(tmp_path):
+    """A listener under a supervisord started with the given configuration is Red's; any other is not."""
+    config = str(tmp_path / "supervisord.conf")
     serve = ("import socket, time; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); "
              "print(s.getsockname()[1], flush=True); time.sleep(60)")
+    supervisord = tmp_path / "supervisord"  # a parent named as supervisord is, with the configuration in its argv
+    supervisord.write_text('#!/bin/sh\n"$PYTHON" -c "$SERVE"\n')
+    supervisord.chmod(0o755)
     theirs = subprocess.Popen([sys.executable, "-c", serve], stdout=subprocess.PIPE, text=True)
-    ours = subprocess.Popen([sys.executable, "-c", serve], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "SUPERVISOR_SERVER_URL": f"unix://{socket_path}",
-                                 "SUPERVISOR_PROCESS_NAME": "jupyter"})
+    ours = subprocess.Popen([str(supervisord), "-c", config], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHON": sys.executable, "SERVE": serve})
     try:
         their_port, our_port = int(theirs.stdout.readline()), int(ours.stdout.readline())
-        command = FirstLook().command(["WORKSPACE"], supervisor_socket=socket_path)
+        command = FirstLook().command(["WORKSPACE"], supervisor_config=config)
         output = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
         listeners = {int(seen["port"]): seen for seen in FirstLook().process(output.splitlines())["listeners"]}
-        assert (listeners[their_port]["pid"], listeners[their_port]["program"]) == (str(theirs.pid), "-")
+        assert (listeners[their_port]["pid"], listeners[their_port]["owner"]) == (str(theirs.pid), "-")
         assert listeners[their_port]["command"].startswith("python")
-        assert (listeners[our_port]["pid"], listeners[our_port]["program"]) == (str(ours.pid), "jupyter")
+        assert listeners[our_port]["owner"] == "red" and listeners[our_port]["command"].startswith("python")
     finally:
         theirs.kill()
+        subprocess.run(["pkill", "-P", str(ours.pid)], check=False)  # the listener, then its parent
         ours.kill()
 
 
