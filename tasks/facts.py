@@ -33,7 +33,7 @@ for fd in glob.glob("/proc/[0-9]*/fd/*"):
     if link.startswith("socket:[") and link[8:-1] in ports:
         held.setdefault(ports[link[8:-1]], fd.split("/")[2])
 def owner(pid):
-    while pid not in ("0", "1"):
+    while pid != "0":  # PID 1 too: in a container, supervisord is the main process
         try:
             argv = open(f"/proc/{pid}/cmdline").read().split("\0")
             pid = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1]
