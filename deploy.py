@@ -12,8 +12,8 @@ import socket
 from pyinfra import host
 from pyinfra.connectors.local import LocalConnector
 
-from tasks import (desktop, jupyter, managed, models, onstart, portal, python, services, ssh, system, visomaster,
-                   workspace)
+from tasks import (desktop, diagnostics, jupyter, managed, models, onstart, portal, python, services, ssh, system,
+                   visomaster, workspace)
 from tasks.settings import ENVIRONMENT_NAMES, SAVED_SETTINGS, SETTINGS, SettingError, check, resolve, savable
 
 
@@ -88,6 +88,7 @@ models.models(visomaster.visomaster(app_python, **APP_STEP), **APP_STEP)
 jupyter.jupyter(app_python, jupyter_access, **APP_STEP)
 if settings["phase"] == "build":
     workspace.kept_in_the_image(f"{settings['visomaster_repo']} {settings['visomaster_ref']}")
+diagnostics.diagnostics(**APP_STEP)  # the doctor and the notebook: never in the way of the desk
 services.apply()
 managed.snapshot_script(name="Snapshot script for the next run")
 managed.failures_reported(name="Steps that failed")

@@ -22,10 +22,20 @@ exec 9>>"$LOCK"
 flock 9
 
 cd "$RED_DIR" || exit 1
-"$RED_DIR/venv/bin/pyinfra" -y @local deploy.py --data phase=start
-status=$?
-[ "$status" -eq 0 ] || echo "onstart.sh: the start phase failed (exit $status): see the lines starting with red: above;" \
-    "supervisord starts with what was applied" >&2
+# the start phase's output is also kept in logs_dir/onstart.log (the last start's; the one before as .1),
+# whose last line says how it ended (red-doctor reads it)
+logs_dir=$("$RED_DIR/venv/bin/python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["logs_dir"])' \
+    /etc/red/settings.json 2>/dev/null) || logs_dir=/logs
+log=$logs_dir/onstart.log
+mkdir -p "$logs_dir" && { [ ! -f "$log" ] || mv -f "$log" "$log.1"; }
+"$RED_DIR/venv/bin/pyinfra" -y @local deploy.py --data phase=start 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+if [ "$status" -eq 0 ]; then
+    echo "onstart.sh: the start phase finished at $(date -Iseconds)" | tee -a "$log"
+else
+    echo "onstart.sh: the start phase failed (exit $status) at $(date -Iseconds): see the lines starting with red:" \
+        "above; supervisord starts with what was applied" | tee -a "$log" >&2
+fi
 
 if running; then
     [ "${1:-}" = "--foreground" ] || exit "$status"

@@ -1,4 +1,5 @@
 """Facts Red asks its targets for, beyond pyinfra's own."""
+import json
 import re
 import shlex
 
@@ -296,3 +297,45 @@ class SupervisorStatus(FactBase):
 
     def process(self, output):
         return program_states(output)
+
+
+class DoctorReport(FactBase):
+    """red-doctor's JSON report (files/diagnostics/red-doctor); None when it does not answer (Red's
+    deploy has not run there). It exits 1 when a check fails: that is its answer, not the fact's error."""
+
+    def command(self, doctor):
+        return f"{shlex.quote(doctor)} --json 2>/dev/null || true"
+
+    def process(self, output):
+        try:
+            return json.loads("\n".join(output))
+        except ValueError:
+            return None
+
+
+# Whose the notebook at argv[1] is: "missing"; "ours DIGEST" when its cells are still those Red wrote
+# (their digest, kept in its metadata, matches: outputs and the rest may differ); "theirs" otherwise.
+NOTEBOOK_ORIGIN = r"""
+import hashlib, json, sys
+try:
+    with open(sys.argv[1]) as handle:
+        notebook = json.load(handle)
+except FileNotFoundError:
+    sys.exit(print("missing"))
+except (OSError, ValueError):
+    sys.exit(print("theirs"))
+cells = [[cell.get("cell_type"), "".join(cell.get("source", "")) if isinstance(cell.get("source"), list)
+          else cell.get("source", "")] for cell in notebook.get("cells", []) if isinstance(cell, dict)]
+recorded = (notebook.get("metadata") or {}).get("red", {}).get("cells")
+print(f"ours {recorded}" if recorded == hashlib.sha256(json.dumps(cells).encode()).hexdigest() else "theirs")
+"""
+
+
+class NotebookOrigin(FactBase):
+    """NOTEBOOK_ORIGIN for the notebook at `path`, read as `user` (it is in that user's folder)."""
+
+    def command(self, path, user):
+        return as_user(user, f"python3 -c {shlex.quote(NOTEBOOK_ORIGIN)} {shlex.quote(path)}")
+
+    def process(self, output):
+        return output[0].strip() if output else "missing"

@@ -123,6 +123,12 @@ def program(name, argv, user="root", directory="/", environment=None, priority=1
     return conf
 
 
+def declared_programs():
+    """The programs declared so far: {name: {"oneshot", "autostart"}} (red-doctor knows what state to expect)."""
+    return {name: {"oneshot": program.oneshot, "autostart": program.autostart}
+            for name, program in _changes[host.name]["programs"].items()}
+
+
 def held_by_another(what, *ports):
     """Whether a process Red's supervisord did not start listens on one of `ports` (vast's own sshd
     and Jupyter, in its SSH and Jupyter launch modes): Red then leaves `what` to that process rather

@@ -44,7 +44,7 @@ def visomaster(interpreter):
     managed.packages(name="Qt, ffmpeg and fonts for the app", packages=PACKAGES)
     for script in ("red-visomaster-deps", "red-import-check"):
         managed.put(name=script, src=f"files/visomaster/{script}", dest=f"/usr/local/bin/{script}", mode="755")
-    pin = pinned(data.visomaster_repo, data.visomaster_ref)
+    pin = data.visomaster_pin = pinned(data.visomaster_repo, data.visomaster_ref)
     if isinstance(pin, git.Pin):
         managed.put(name="The ref's commit, for starts without the network", dest=PIN_FILE, user="root",
                     group="root", mode="600", src=(json.dumps(pin.as_dict(), sort_keys=True) + "\n").encode())

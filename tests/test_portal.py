@@ -195,6 +195,21 @@ def test_the_portal_page_lists_the_apps_with_vast_links_and_each_program_state(g
         context.close()
 
 
+def test_the_portal_page_shows_red_doctors_findings_and_what_to_do(gate, browser):
+    status, _, body = first_answer(url(gate, "portal_port", "/status/doctor.json"), BEARER)
+    assert status == 200 and json.loads(body)["summary"]["gpu"] == "warn", body[:500]
+    assert answer(url(gate, "portal_port", "/status/doctor.json"))[0] == 401, "behind the portal's check"
+    context = browser.new_context()
+    try:
+        page = portal_page(context, gate)
+        page.wait_for_function("() => [...document.querySelectorAll('#health tr')].some(row => "
+                               "row.innerText.includes('gpu') && row.innerText.includes('warn'))", timeout=15000)
+        finding = page.locator("#health li", has_text="no GPU").inner_text()
+        assert "What to do: rent an offer with an NVIDIA GPU" in finding
+    finally:
+        context.close()
+
+
 def test_the_logs_follow_a_new_line_and_reach_nothing_outside_logs_dir(gate, browser):
     line = f"a line written at {time.time()}"
     context = browser.new_context()
