@@ -11,8 +11,9 @@ LOCK = "/run/red.lock"  # one run at a time on a target: onstart.sh and a provis
 
 # Every TCP port something listens on, one line each: PORT PID COMMAND OWNER. OWNER is "red" when the
 # process descends from the supervisord started with the configuration argv[1] (Red's), "-" for any
-# other; PID and COMMAND are "-" for a socket of another PID namespace (a process outside this
-# container). Only /proc/PID/stat and cmdline are read: any user's are readable, environments are not.
+# other, "?" when no process shows the socket (PID and COMMAND are "-" then): root without
+# CAP_SYS_PTRACE (a Docker container) cannot read another user's /proc/PID/fd, and a process of
+# another PID namespace is not listed. Only /proc/PID/fd, stat and cmdline are read; environments are not.
 LISTENERS = r"""
 import glob, os, sys
 ports = {}
@@ -50,7 +51,7 @@ def command(pid):
         return "?"
 for port in sorted(set(ports.values())):
     pid = held.get(port)
-    print(port, pid or "-", command(pid) if pid else "-", owner(pid) if pid else "-")
+    print(port, pid or "-", command(pid) if pid else "-", owner(pid) if pid else "?")
 """
 
 

@@ -132,11 +132,11 @@ def declared_programs():
 def held_by_another(what, *ports):
     """Whether a process Red's supervisord did not start listens on one of `ports` (vast's own sshd
     and Jupyter, in its SSH and Jupyter launch modes): Red then leaves `what` to that process rather
-    than fight it for the port, and says so once."""
+    than fight it for the port, and says so once. A socket whose process cannot be seen (facts.LISTENERS:
+    owner "?", e.g. Red's own programs of other users inside a container) is never taken for another's."""
     for listener in host.data.get("listeners") or ():
-        if int(listener["port"]) in ports and listener["owner"] != "red":
-            holder = ("a process outside this container" if listener["pid"] == "-"
-                      else f"{listener['command']} (pid {listener['pid']})")
+        if int(listener["port"]) in ports and listener["owner"] == "-":
+            holder = f"{listener['command']} (pid {listener['pid']})"
             said = f"port {listener['port']} is held by {holder}, which Red did not start: Red leaves {what} to it"
             if said not in _changes[host.name]["said"]:
                 _changes[host.name]["said"].add(said)

@@ -180,8 +180,8 @@ def request_seconds(port, headers, requests=LATENCY_REQUESTS):
 
 
 def portal_figures():
-    """noVNC through the portal against direct on the same host in the same run, and the latency
-    Caddy's check and proxy add to a request (to noVNC's page on loopback)."""
+    """noVNC through the portal against direct on the same host in the same run, the latency
+    Caddy's check and proxy add to a request (to noVNC's page on loopback), and red-doctor's time."""
     from test_portal import proxied_port
     factory = SandboxFactory("bench-portal")
     try:
@@ -196,6 +196,8 @@ def portal_figures():
         for what, pick in (("median", statistics.median), ("p99", lambda values: statistics.quantiles(
                 values, n=100)[98])):
             figures[f"a request through Caddy, added ({what})"] = (pick(proxied) - pick(direct)) * 1000
+        figures["red-doctor on this healthy desk, every check (median)"] = statistics.median(
+            json.loads(host.ssh("red-doctor --json", check=False).stdout)["seconds"] for _ in range(REPEAT))
         converge([host], "--data", "access=direct")
         figures["supervisord start to noVNC connected, direct"] = statistics.median(
             supervisord_to_novnc(host) for _ in range(REPEAT))
