@@ -30,17 +30,18 @@ APP_KERNEL = "visomaster"  # tasks/jupyter.py's kernel: the desktop user, the ap
 
 @deploy("Diagnostics")
 def diagnostics():
+    data = host.data
     doctor = managed.put(name="red-doctor", src="files/diagnostics/red-doctor", dest=DOCTOR, mode="755")
-    config = managed.put(name=f"What red-doctor checks ({CONFIG})", dest=CONFIG, user="root", group="root",
+    managed.put(name=f"What red-doctor checks ({CONFIG})", dest=CONFIG, user="root", group="root",
                          mode="644", src=(json.dumps(doctor_config(), indent=1, sort_keys=True) + "\n").encode())
-    services.program("doctor", [DOCTOR, "--save", REPORT, "--every", str(EVERY)], priority=95,
-                     restart_on=[doctor, config])
+    # both read CONFIG again at each report and each request: a changed one restarts neither
+    services.program("doctor", [DOCTOR, "--save", REPORT, "--every", str(EVERY)], priority=95, restart_on=[doctor])
     fix = managed.put(name="red-fix", src="files/diagnostics/red-fix", dest=FIX, mode="755")
-    services.program("fixer", [FIX, "--serve", FIX_SOCKET], priority=96, restart_on=[fix, config])
+    services.program("fixer", [FIX, "--serve", FIX_SOCKET, data.desktop_user], priority=96, restart_on=[fix])
     with open(managed.project_path(NOTEBOOK_CELLS)) as handle:
         cells = notebook_cells(handle.read())
     notebook_file(name=f"Diagnostics notebook ({NOTEBOOK})", path=f"{jupyter.root_dir()}/{NOTEBOOK}",
-                  content=notebook(cells).encode(), digest=cells_digest(cells), user=host.data.desktop_user)
+                  content=notebook(cells).encode(), digest=cells_digest(cells), user=data.desktop_user)
 
 
 def doctor_config():

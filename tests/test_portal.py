@@ -314,7 +314,7 @@ def test_a_users_app_in_either_portal_config_form_is_proxied_listed_and_reloads_
         run = converge([gate], "--data", f"portal_config={vast_form}", "--data", "web_username=someone")
         assert run.changed(gate) == ["Portal | Portal apps", "Portal | Caddy configuration",
                                      "Red on the instance | Settings for the start phase (/etc/red/settings.json)",
-                                     CONVERGE_PROGRAMS]
+                                     "Diagnostics | What red-doctor checks (/etc/red-doctor.json)", CONVERGE_PROGRAMS]
         listed = apps_listed(gate)
         assert {"name": "Notes", "port": app, "path": "/", "url": f"http://{PUBLIC_IPADDR}:47000/"} in listed
         assert {"name": "Every log", "port": portal, "path": "/logs/", "url": f"http://{PUBLIC_IPADDR}:41111/logs/"} \
