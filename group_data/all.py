@@ -118,8 +118,8 @@ models_dir = ""
 # A JSON manifest of the model files ([{"name", "path", "sha256", "url"}]); empty: the checkout's own model table.
 models_manifest = ""
 
-# How many model files are fetched at once.
-models_parallel = 4
+# Connections at once for the model files, in all: a large file over several, small files one after another.
+models_connections = 16
 
 # A mirror that replaces the download host of every model URL, e.g. http://10.0.0.5:8000; empty: the URLs as listed.
 models_base_url = ""

@@ -145,6 +145,20 @@ class Snapshot(FactBase):
         return parse_snapshot(output)
 
 
+class Probe(FactBase):
+    """A task's own probe (see snapshot_command), asked by itself: its output lines."""
+
+    @staticmethod
+    def default():
+        return []
+
+    def command(self, command):
+        return command
+
+    def process(self, output):
+        return list(output)
+
+
 class Checkout(FactBase):
     """What is at a checkout's path (see checkout_probe), as parse_checkout reads it."""
 
@@ -196,11 +210,13 @@ def parse_checkout(lines):
     return found
 
 
-def snapshot_command(paths, files, packages, users, listings, supervisor, checkouts=(), links=(), held_lines=()):
+def snapshot_command(paths, files, packages, users, listings, supervisor, checkouts=(), links=(), held_lines=(),
+                     probes=()):
     """One shell command (POSIX sh and coreutils only, so it also works on a bare image before Red
     installed anything) that reports each path's type, mode and owner, each file's SHA-256, the
     state of the named packages, the named users, the files in the listed folders that match a
-    pattern, each checkout's state, each link's target, which wanted lines each file holds, and
+    pattern, each checkout's state, each link's target, which wanted lines each file holds, what each
+    task's own probe prints (`probes`: (name, command), lines that do not begin with @), and
     supervisord's pid and program states."""
     steps = ["echo @stat", f"stat --printf '%n\\t%F\\t%a\\t%U\\t%G\\n' -- {_quoted(paths)} 2>/dev/null",
              # regular files only: root hashes no link a user may have put in a file's place
@@ -221,6 +237,8 @@ def snapshot_command(paths, files, packages, users, listings, supervisor, checko
             f"grep -qxF -e {shlex.quote(line)} {quoted} 2>/dev/null && echo 1 || echo 0" for line in wanted]
     for path in links:
         steps += [f"printf '@link %s\\n' {shlex.quote(path)}", f"readlink {shlex.quote(path)}"]
+    for name, command in probes:
+        steps += [f"printf '@probe %s\\n' {shlex.quote(name)}", f"{{ {command}; }}"]
     if supervisor:  # supervisorctl status exits 0 or 3 (some programs not running) when supervisord answers
         config, pidfile, socket = supervisor
         steps += [f"if {listening(socket)} && {{ st=$(supervisorctl -c {shlex.quote(config)} status 2>/dev/null) "
@@ -243,10 +261,10 @@ def parse_snapshot(lines):
     """The snapshot's output as {"paths": {path: (type, mode, user, group)}, "sha256": {path: hex},
     "packages": {name: installed?}, "users": {name: (home, shell)}, "lists": {folder/pattern: [paths]},
     "supervisord": pid or None, "programs": {name: state}, "checkouts": {path: parse_checkout(...)},
-    "links": {path: target or None}, "request": the digest of the command a saved script runs}."""
+    "links": {path: target or None}, "lines": {path: [held?]}, "probes": {name: [line]},
+    "request": the digest of the command a saved script runs}."""
     found = {"paths": {}, "sha256": {}, "packages": {}, "users": {}, "lists": {}, "supervisord": None,
-             "programs": {}, "request": None, "checkouts": {}, "links": {},
-             "lines": {}}
+             "programs": {}, "request": None, "checkouts": {}, "links": {}, "lines": {}, "probes": {}}
     section = None
     for line in lines:
         if line.startswith("@"):
@@ -259,6 +277,8 @@ def parse_snapshot(lines):
                 found["links"][argument] = None
             elif section == "lines":
                 found["lines"][argument] = []
+            elif section == "probe":
+                found["probes"][argument] = []
             elif section == "supervisord":
                 found["supervisord"] = int(argument)
             elif section == "request":  # which snapshot_command a saved script runs
@@ -284,6 +304,8 @@ def parse_snapshot(lines):
             found["links"][argument] = line
         elif section == "lines":
             found["lines"][argument].append(line == "1")
+        elif section == "probe":
+            found["probes"][argument].append(line)
         elif section == "supervisord":
             found["programs"].update(program_states([line]))
     found["checkouts"] = {path: parse_checkout(lines) for path, lines in found["checkouts"].items()}

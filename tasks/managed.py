@@ -31,7 +31,7 @@ from pyinfra.operations import apt, files, server
 from pyinfra.operations.util.files import ensure_mode_int
 
 from tasks import git
-from tasks.facts import Checkout, FirstLook, Snapshot, as_user, as_user_script, snapshot_command
+from tasks.facts import Checkout, FirstLook, Probe, Snapshot, as_user, as_user_script, snapshot_command
 
 SNAPSHOT_SCRIPTS = "/etc/red/snapshot-{phase}"  # in Red's root-only folder
 
@@ -48,6 +48,7 @@ class Declared:
     checkouts: set = field(default_factory=set)  # git checkouts: origin, HEAD, local changes
     links: set = field(default_factory=set)  # symbolic links: their targets
     lines: set = field(default_factory=set)  # (file, (line, ...)): which of the lines it holds
+    probes: set = field(default_factory=set)  # (name, command): a task's own question (facts.Probe)
     contained: set = field(default_factory=set)  # operations that change only their own item
     snapshot: dict = None
     taken: tuple = ()  # (the request's digest, operations changed) when the snapshot was taken
@@ -61,7 +62,7 @@ def declared():
 
 
 def declare(paths=(), files=(), packages=(), users=(), listings=(), supervisor=(), checkouts=(), links=(),
-            lines=()):
+            lines=(), probes=()):
     record = declared()
     record.paths.update(paths, files)
     record.files.update(files)
@@ -71,6 +72,7 @@ def declare(paths=(), files=(), packages=(), users=(), listings=(), supervisor=(
     record.checkouts.update(checkouts)
     record.links.update(links)
     record.lines.update(lines)
+    record.probes.update(probes)
     record.supervisor = supervisor or record.supervisor
 
 
@@ -78,7 +80,8 @@ def request(record):
     """The snapshot command for everything declared so far."""
     return snapshot_command(sorted(record.paths), sorted(record.files), sorted(record.packages),
                             sorted(record.users), sorted(record.listings), record.supervisor,
-                            sorted(record.checkouts), sorted(record.links), sorted(record.lines))
+                            sorted(record.checkouts), sorted(record.links), sorted(record.lines),
+                            sorted(record.probes))
 
 
 def changes_so_far():
@@ -333,6 +336,19 @@ def until_copied(name, unchanged, source, copy, command):
         return copied is not None and copied == seen["sha256"].get(source)
     declare(files=[source, copy])
     return checked(name=name, unchanged=unchanged, matches=holds_the_copy, converge=converge)
+
+
+def unless_probed(name, unchanged, probe, holds, command, files=()):
+    """Runs `command` unless `holds(lines, digests)`: `lines` what the shell command `probe` prints on
+    the target, `digests` the SHA-256 of `files` by path; both come with the snapshot (no command of
+    their own on a no-op apply), or are asked for themselves when it is off."""
+    def converge():
+        if not holds(host.get_fact(Probe, command=probe), {path: remote_sha256(path) for path in files}):
+            yield command
+    key = sha256(probe.encode())[:16]
+    declare(files=files, probes=[(key, probe)])
+    return checked(name=name, unchanged=unchanged, converge=converge,
+                   matches=lambda seen: holds(seen["probes"].get(key, []), seen["sha256"]))
 
 
 def only(name, folder, pattern, keep):

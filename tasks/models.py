@@ -7,12 +7,15 @@ from pyinfra import host
 from pyinfra.api import deploy
 
 from tasks import managed, services
-from tasks.facts import as_user_script
+from tasks.facts import as_user, as_user_script
 from tasks.visomaster import checkout_dir, models_dir
 
 FETCHER = "/usr/local/bin/red-models"
 STATUS = ".red-status.json"  # in models_dir
-DONE_MARKER = ".red-fetched-list"  # in models_dir: the list as it was when every file was there
+DONE_MARKER = ".red-fetched"  # in models_dir: the list's digest, and each file's size and mtime once verified
+# The marker's lines (`want ...`), then each listed file's size, mtime and path now (`have ...`)
+DRIFT_PROBE = ('[ -f "$1" ] || exit 0; sed "s/^/want /" "$1"; cd "$2" && tail -n +2 "$1" | cut -d" " -f3- '
+               '| xargs -r -d "\\n" stat -c "have %s %.9Y %n" -- 2>/dev/null; true')
 
 
 @deploy("Models")
@@ -36,18 +39,26 @@ def fetch_argv():
     data, folder = host.data, models_dir()
     source = ["--manifest", data.models_manifest] if data.models_manifest else ["--table", model_list()]
     mirror = ["--base-url", data.models_base_url] if data.models_base_url else []
-    return [FETCHER, *source, "--dir", folder, "--parallel", str(data.models_parallel), *mirror,
+    return [FETCHER, *source, "--dir", folder, "--connections", str(data.models_connections), *mirror,
             "--status", f"{folder}/{STATUS}"]
 
 
 def fetched_during_the_apply():
-    """Fetched in the apply; done again only when the list differs from the one last fetched whole
-    (kept beside the models): a second apply reads no network."""
-    listed, marker = model_list(), f"{models_dir()}/{DONE_MARKER}"
-    fetch_and_mark = f"{shlex.join(fetch_argv())} && cp {shlex.quote(listed)} {shlex.quote(marker)}"
-    return managed.until_copied(
-        name="Fetch and verify the model files", unchanged="every file was fetched and verified for this list",
-        source=listed, copy=marker,
+    """Fetched in the apply, and again when the list changed or a file drifted: deleted, or of
+    another size or mtime than when it was verified (red-models --done keeps them beside the
+    models; the snapshot compares them, hashing nothing). A second apply reads no network."""
+    listed, folder, user = model_list(), models_dir(), host.data.desktop_user
+    marker = f"{folder}/{DONE_MARKER}"
+
+    def intact(lines, digests):
+        wanted = [line[5:] for line in lines if line.startswith("want ")]
+        present = {line[5:] for line in lines if line.startswith("have ")}
+        return (bool(digests.get(listed)) and wanted[:1] == [f"list {digests[listed]}"]
+                and all(line in present for line in wanted[1:]))
+    return managed.unless_probed(
+        name="Fetch and verify the model files", unchanged="every file is there as it was verified, for this list",
+        files=[listed], holds=intact,
         # as the desktop user, who owns the models folder: root would follow a link put there
-        command=as_user_script(host.data.desktop_user, fetch_and_mark),
+        probe=as_user(user, f"sh -c {shlex.quote(DRIFT_PROBE)} sh {shlex.quote(marker)} {shlex.quote(folder)}"),
+        command=as_user_script(user, shlex.join([*fetch_argv(), "--done", marker])),
     )

@@ -364,7 +364,7 @@ SETTINGS = {
     "models_at": Setting(choice("build", "start", "never")),
     "models_dir": Setting(DERIVED_PATH),
     "models_manifest": Setting(DERIVED_PATH),
-    "models_parallel": Setting(Kind("a number of files fetched at once, 1 to 16", _integer(1, 16))),
+    "models_connections": Setting(Kind("a number of connections at once, 1 to 32", _integer(1, 32))),
     "models_base_url": Setting(Kind("empty, or an http(s) URL that replaces the download host, of letters, digits and "
                                     "._~:/?#@+,=[]- (no part starting with -)",
                                     _optional(_url(rf"https?://(?!/){URL_CHARACTERS}+")))),

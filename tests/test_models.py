@@ -5,6 +5,7 @@ import hashlib
 import http.server
 import json
 import os
+import shlex
 import subprocess
 import sys
 import threading
@@ -92,16 +93,112 @@ def test_everything_is_fetched_and_verified_then_nothing_again(tmp_path, served)
     assert len(server.requests) == requests_before, "a second run asks the network nothing"
 
 
-def test_a_cut_transfer_resumes_and_fetches_only_the_rest(tmp_path, served):
-    server, files = served
-    name = "model_0.onnx"
-    server.cut_after[url_path(name)] = 1 << 20  # the first transfer stops after 1 MiB
-    done = fetch(table(tmp_path, files, server.url("")), tmp_path / "models", "--parallel", "1")
+LARGE = 24 << 20  # split into pieces of 4 MiB and more (red-models' SMALLEST_PIECE)
+
+
+@pytest.fixture
+def large(tmp_path):
+    """One large file on a server that caps each connection (20 MB/s) and answers every request 20 ms late."""
+    files = model_files([LARGE])
+    with ModelServer({url_path(name): content for name, content in files.items()}, rate=20e6,
+                     request_delay=0.02) as server:
+        yield server, files, url_path("model_0.onnx")
+
+
+def gets(server, path):
+    """The Range of each GET of `path`, in the order they came."""
+    return [asked for method, where, asked, _ in server.requests if method == "GET" and where == path]
+
+
+def test_a_large_file_comes_over_several_connections_whole_and_verified(tmp_path, large):
+    server, files, path = large
+    folder = tmp_path / "models"
+    done = fetch(table(tmp_path, files, server.url("")), folder, "--connections", "4", "--every", "0.3")
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "models" / "sub" / name).read_bytes() == files[name]
-    assert server.sent[url_path(name)] == len(files[name]), "1 MiB, then only the remainder"
-    ranged = [r for r in server.requests if r[0] == "GET" and r[1] == url_path(name) and r[2]]
-    assert ranged == [("GET", url_path(name), "bytes=1048576-")]
+    assert (folder / "sub" / "model_0.onnx").read_bytes() == files["model_0.onnx"]
+    assert server.connections(path) == 4, "every connection carried a piece"
+    assert server.sent[path] == LARGE, "each byte was sent once"
+    assert all(asked and asked.startswith("bytes=") for asked in gets(server, path))
+    assert any(" MB/s, " in line and line.endswith(" s left") for line in done.stderr.splitlines()), done.stderr
+    assert not list(folder.rglob("*.part*"))
+
+
+def test_a_cut_in_one_piece_resumes_only_that_piece(tmp_path, large):
+    server, files, path = large
+    server.cut_after[path] = 1 << 20  # the first transfer stops after 1 MiB
+    done = fetch(table(tmp_path, files, server.url("")), tmp_path / "models", "--connections", "4")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "models" / "sub" / "model_0.onnx").read_bytes() == files["model_0.onnx"]
+    assert server.sent[path] == LARGE, "the cut piece's first MiB was not asked again"
+    asked = [tuple(map(int, where.split("=")[1].split("-"))) for where in gets(server, path)]
+    resumed = [(start, stop) for start, stop in asked if (start - (1 << 20), stop) in asked]
+    assert len(resumed) == 1 and len(asked) == len(set(stop for _, stop in asked)) + 1, asked
+
+
+def test_a_server_that_ignores_range_gets_one_connection_per_file(tmp_path, served):
+    server, files = served
+    server.ranges = server.advertised = False
+    done = fetch(table(tmp_path, files, server.url("")), tmp_path / "models", "--connections", "4")
+    assert done.returncode == 0, done.stderr
+    for name, content in files.items():
+        assert (tmp_path / "models" / "sub" / name).read_bytes() == content
+        assert gets(server, url_path(name)) == [None], "one request, no Range"
+
+
+def test_a_server_that_says_it_answers_range_but_does_not_still_works(tmp_path, large):
+    server, files, path = large
+    server.ranges = False  # but Accept-Ranges: bytes all the same
+    done = fetch(table(tmp_path, files, server.url("")), tmp_path / "models", "--connections", "4")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "models" / "sub" / "model_0.onnx").read_bytes() == files["model_0.onnx"]
+
+
+def test_wrong_bytes_once_are_caught_by_the_hash_and_the_file_fetched_again(tmp_path, large):
+    server, files, path = large
+    server.corrupt[path] = 1
+    done = fetch(table(tmp_path, files, server.url("")), tmp_path / "models", "--connections", "4")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "models" / "sub" / "model_0.onnx").read_bytes() == files["model_0.onnx"]
+    assert server.sent[path] == 2 * LARGE, "once whole, then once more from the first byte"
+
+
+def test_wrong_bytes_every_time_are_named_and_leave_nothing(tmp_path, large):
+    server, files, path = large
+    server.corrupt[path] = 100
+    folder = tmp_path / "models"
+    done = fetch(table(tmp_path, files, server.url("")), folder, "--connections", "4")
+    assert done.returncode == 1
+    assert "sub/model_0.onnx: SHA-256 mismatch: the server sent" in done.stderr
+    assert not list(folder.rglob("*.part*")) and not (folder / "sub" / "model_0.onnx").exists()
+
+
+def test_a_run_killed_midway_is_resumed_from_what_it_recorded(tmp_path, large):
+    server, files, path = large
+    server.rate = 4e6  # about 1.5 s for the whole file over 4 connections
+    folder, listed = tmp_path / "models", table(tmp_path, files, server.url(""))
+    first = subprocess.Popen([sys.executable, str(FETCHER), "--table", str(listed), "--dir", str(folder),
+                              "--connections", "4"], stderr=subprocess.DEVNULL)
+    record = folder / "sub" / "model_0.onnx.part.json"
+    deadline = time.time() + 30
+    while time.time() < deadline and not (record.exists() and written(record) >= 4 << 20):
+        time.sleep(0.05)
+    first.kill()
+    first.wait()
+    kept = written(record)
+    assert 0 < kept < LARGE
+    sent_before = server.sent[path]
+    server.rate = 0
+    done = fetch(listed, folder, "--connections", "4")
+    assert done.returncode == 0, done.stderr
+    assert (folder / "sub" / "model_0.onnx").read_bytes() == files["model_0.onnx"]
+    assert server.sent[path] - sent_before == LARGE - kept, "only what the record did not hold"
+
+
+def written(record):
+    try:
+        return sum(stop - start for start, stop in json.loads(record.read_text())["written"])
+    except (OSError, ValueError):
+        return 0
 
 
 def test_a_corrupted_file_on_disk_is_replaced(tmp_path, served):
@@ -259,16 +356,6 @@ def test_a_mirror_that_is_not_http_is_refused(tmp_path, served):
     assert not server.requests and not (tmp_path / "models" / "sub").exists()
 
 
-def test_file_urls_only_with_the_hidden_flag(tmp_path):
-    content = b"a local model" * 100
-    (tmp_path / "model.bin").write_bytes(content)
-    listed = manifest(tmp_path, [("sub/model.bin", content, f"file://{tmp_path}/model.bin")])
-    assert fetch(listed, tmp_path / "models").returncode == 1
-    done = fetch(listed, tmp_path / "models", "--allow-file-urls")
-    assert done.returncode == 0, done.stderr
-    assert (tmp_path / "models" / "sub" / "model.bin").read_bytes() == content
-
-
 @contextlib.contextmanager
 def redirecting(location):
     """A server that answers every request with a redirect to `location`."""
@@ -348,8 +435,22 @@ def test_models_at_build_are_fetched_in_the_apply_and_a_second_apply_reads_nothi
     assert provisioned.ssh(f"stat -c %U {MODELS}/sub/model_0.onnx").stdout.strip() == "red"
     assert provisioned.ssh("ls /data/VisoMaster/model_assets/sub/").stdout.split() == sorted(files)
     requests = len(server.requests)
-    assert converge([provisioned], *settings).changed(provisioned) == []
+    again = converge([provisioned], *settings)
+    assert again.changed(provisioned) == []
     assert len(server.requests) == requests, "a second apply asks the network nothing"
+    assert again.sent(provisioned) == 1, "the models cost no command of their own"
+    for name, damage in (("model_0.onnx", "rm {}"), ("model_1.onnx", "truncate -s 1000 {}"),
+                         ("model_2.onnx", "head -c $(stat -c %s {0}) /dev/zero > {0}.new && mv {0}.new {0}")):
+        path = f"{MODELS}/sub/{name}"
+        provisioned.ssh(f"runuser -u red -- sh -c {shlex.quote(damage.format(path))}")
+        requests = len(server.requests)
+        run = converge([provisioned], *settings)
+        assert "Models | Fetch and verify the model files" in run.changed(provisioned), name
+        assert provisioned.path(path).read_bytes() == files[name], name
+        assert {asked for _, asked, _, _ in server.requests[requests:]} == {url_path(name)}, "only that file"
+    requests = len(server.requests)
+    assert converge([provisioned], *settings).changed(provisioned) == []
+    assert len(server.requests) == requests
 
 
 def test_models_at_start_come_in_the_background_while_the_desktop_is_up(provisioned, models_served, tmp_path):

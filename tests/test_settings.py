@@ -284,7 +284,7 @@ def test_the_visomaster_ref_refuses_hostile_values(value):
 @pytest.mark.parametrize("name", sorted(SETTINGS))
 @pytest.mark.parametrize("control", ["\0", "\n", "\x1b", "\x7f", "\u2028"])
 def test_no_setting_takes_a_control_character(name, control):
-    text = {"log_backups": "15", "models_parallel": "12", "extra_apt_packages": "htop",
+    text = {"log_backups": "15", "models_connections": "12", "extra_apt_packages": "htop",
             "ssh_authorized_keys": public_key(), "instance_public_keys": public_key()}.get(
                 name, str(defaults()[name]).lower())
     refused(name, text[:1] + control + text[1:])
