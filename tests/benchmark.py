@@ -5,6 +5,7 @@
     .venv/bin/python tests/benchmark.py fetcher   # the model fetcher against curl only
     .venv/bin/python tests/benchmark.py container # the image: size, builds, run, stop, restart
     .venv/bin/python tests/benchmark.py portal    # noVNC through the portal against direct; Caddy's latency
+    .venv/bin/python tests/benchmark.py models [SCALE]  # upstream's model table: red-models, aria2c, curl
 
 Prints: a cold apply; with the snapshot off and on, side by side, the remote commands and seconds
 of a no-op re-apply on loopback and at 100 ms round trip (SSH through tests/latency_proxy.py),
@@ -159,6 +160,89 @@ def print_fetcher(rates):
           f"curl {rates['curl']:.0f} MB/s ({rates['red-models'] / rates['curl']:.0%} of curl)")
 
 
+CAP, REQUEST_DELAY = 25e6, 0.05  # bytes a second on one connection to a CDN, and its distance
+
+
+def upstream_table(scale):
+    """(path, size) of every file in VisoMaster's model table, its sizes times `scale`."""
+    listed = json.loads((PROJECT / "tests" / "fixtures" / "visomaster_model_sizes.json").read_text())["files"]
+    return [(entry["path"], int(entry["size"] * scale)) for entry in listed]
+
+
+def zeros_sha256(size, block=bytes(4 << 20)):
+    import hashlib
+    digest = hashlib.sha256()
+    for _ in range(size // len(block)):
+        digest.update(block)
+    digest.update(block[:size % len(block)])
+    return digest.hexdigest()
+
+
+def seconds_and_peak_rss(command):
+    """Seconds and peak resident memory (MB: its VmHWM, read every 20 ms) of a command, which must
+    succeed. (wait4's ru_maxrss would count the Python process it was forked from.)"""
+    import tempfile
+    peak = 0
+    with tempfile.TemporaryFile() as errors:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
+        while process.poll() is None:
+            with contextlib.suppress(OSError, StopIteration):
+                status = Path(f"/proc/{process.pid}/status").read_text().splitlines()
+                peak = max(peak, int(next(line for line in status if line.startswith("VmHWM:")).split()[1]))
+            time.sleep(0.02)
+        seconds = time.perf_counter() - started
+        if process.returncode:
+            errors.seek(0)
+            raise SystemExit(f"{command[0]} failed: {errors.read()[-2000:].decode(errors='replace')}")
+    return seconds, peak / 1024
+
+
+def models_figures(scale=1.0):
+    """red-models, aria2c and curl side by side on upstream's table, zero-filled, from a local server
+    that caps each connection at CAP and answers every request REQUEST_DELAY late."""
+    import tempfile
+    from models_server import ModelServer
+    files = upstream_table(scale)
+    total = sum(size for _, size in files)
+    served = {f"/assets/{path}": size for path, size in files}
+    digests = {path: zeros_sha256(size) for path, size in files}
+    with ModelServer(served, rate=CAP, request_delay=REQUEST_DELAY) as server, \
+            tempfile.TemporaryDirectory(dir="/var/tmp") as folder:
+        manifest, aria2_input = Path(folder) / "manifest.json", Path(folder) / "aria2.txt"
+        manifest.write_text(json.dumps([{"name": path, "path": path, "url": server.url(f"/assets/{path}"),
+                                         "sha256": digests[path]} for path, _ in files]))
+        aria2_input.write_text("".join(
+            f"{server.url(f'/assets/{path}')}\n  dir={folder}/aria2/{os.path.dirname(path)}\n"
+            f"  out={os.path.basename(path)}\n  checksum=sha-256={digests[path]}\n" for path, _ in files))
+        curl = ["curl", "-sf"]
+        for path, _ in files:
+            curl += ["--create-dirs", "-o", f"{folder}/curl/{path}", server.url(f"/assets/{path}")]
+        tools = {
+            "red-models, 16 connections, every file verified": (16, [
+                sys.executable, str(PROJECT / "files/models/red-models"), "--manifest", str(manifest),
+                "--dir", f"{folder}/red", "--connections", "16"]),
+            "aria2c -x16 -s16 -j4, every file verified": (64, [
+                "aria2c", "-x16", "-s16", "-j4", f"--input-file={aria2_input}", "--console-log-level=warn",
+                "--summary-interval=0", "--allow-overwrite=true", "--auto-file-renaming=false"]),
+            "curl, one file after another, not verified": (1, curl),
+        }
+        figures = {}
+        for name, (connections, command) in tools.items():
+            seconds, rss = seconds_and_peak_rss(command)
+            figures[name] = (seconds, total / seconds / 1e6, rss, total / seconds / (connections * CAP))
+            subprocess.run(f"rm -rf {folder}/red {folder}/aria2 {folder}/curl && sync", shell=True, check=True)
+    return len(files), total, figures
+
+
+def print_models(result):
+    count, total, figures = result
+    print(f"{count} files, {total / 1e9:.2f} GB; each connection capped at {CAP / 1e6:.0f} MB/s, "
+          f"{REQUEST_DELAY * 1000:.0f} ms added to every request")
+    for name, (seconds, rate, rss, of_cap) in figures.items():
+        print(f"{name:52} {seconds:7.1f} s {rate:7.1f} MB/s  peak RSS {rss:6.1f} MB  {of_cap:4.0%} of its cap")
+
+
 PORTAL_TOKEN = "benchmark-portal-token-0123"
 LATENCY_REQUESTS = 1000
 
@@ -285,6 +369,9 @@ def print_container(figures):
 def main():
     if sys.argv[1:] == ["fetcher"]:
         print_fetcher(fetcher_against_curl())
+        return
+    if sys.argv[1:2] == ["models"]:
+        print_models(models_figures(float(sys.argv[2]) if sys.argv[2:] else 1.0))
         return
     if sys.argv[1:] == ["container"]:
         print_container(container_figures())

@@ -3,6 +3,7 @@ zero-filled (a size) with HEAD, Range and keep-alive, counts the bytes it sends,
 told: a cap on each connection's rate, a delay before every answer (a distant CDN), Range ignored,
 a transfer cut after N bytes, wrong bytes sent, no answer at all."""
 import http.server
+import sys
 import threading
 import time
 from collections import Counter
@@ -121,6 +122,10 @@ class ModelServer:
 class Listening(http.server.ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # a hundred connections at once are queued, not refused
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that hangs up has what it wanted
+            super().handle_error(request, client_address)
 
 
 def piece(content, offset, length):
