@@ -3,6 +3,9 @@
 - RED_HOSTS: a JSON list of hosts, each {"address", "port", "user", "key"} (optional: "name", and
   "data", settings for that host alone);
 - else RED_HOST (with RED_SSH_PORT, RED_SSH_USER, RED_SSH_KEY): one host, e.g. a vast instance;
+- else, with RED_VAST=1 (or RED_VAST_LABEL=LABEL, or RED_VAST_IDS=ID,ID), the account's running
+  vast instances from vast's API (vast.py), each named by its label (else vast-ID), as root with
+  RED_SSH_KEY or the user's default key;
 - else every local sandbox host that is up (tests/sandbox.py up NAME --port PORT).
 Hosts named on pyinfra's command line instead of this file get the same group_data defaults.
 """
@@ -33,6 +36,19 @@ def named_hosts():
     return None
 
 
+def vast_hosts():
+    if os.environ.get("RED_VAST", "") in ("", "0") and not os.environ.get("RED_VAST_LABEL") \
+            and not os.environ.get("RED_VAST_IDS"):
+        return None
+    import vast
+    try:
+        found = vast.hosts()
+    except vast.VastError as error:
+        raise SystemExit(str(error)) from None
+    return [ssh_host(address, port, "root", os.environ.get("RED_SSH_KEY"), name, data)
+            for address, port, name, data in found]
+
+
 def sandbox_hosts():
     hosts = []
     for path in sorted(glob.glob(f"{SANDBOX_HOSTS}/*/host.json")):
@@ -41,4 +57,4 @@ def sandbox_hosts():
     return hosts
 
 
-instances = named_hosts() or sandbox_hosts()
+instances = named_hosts() or vast_hosts() or sandbox_hosts()
