@@ -1,7 +1,6 @@
 """Diagnostics: red-doctor on the instance (files/diagnostics/red-doctor, standard library), what it
 needs to know of this deploy (CONFIG, readable by all, no secret in it), and a program that keeps its
 last report for the portal page (REPORT). doctor.py asks every host from the controller (table())."""
-import base64
 import hashlib
 import json
 import posixpath
@@ -123,8 +122,7 @@ def notebook_file(name, path, content, digest, user):
     cells are the ones Red writes (outputs saved by a run are kept); rewritten when they are an older
     version of Red's; moved aside, never overwritten, when the user edited them."""
     quoted = shlex.quote(path)
-    write = (f"printf %s {base64.b64encode(content).decode()} | base64 -d > {quoted}.red-new "
-             f"&& mv -f {quoted}.red-new {quoted}")
+    write = managed.inline_script([(path, content, None, None, None)])
 
     def converge():
         found = host.get_fact(NotebookOrigin, path=path, user=user)

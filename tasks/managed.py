@@ -34,6 +34,20 @@ from tasks import git
 from tasks.facts import Checkout, FirstLook, Probe, Snapshot, as_user, as_user_script, snapshot_command
 
 SNAPSHOT_SCRIPTS = "/etc/red/snapshot-{phase}"  # in Red's root-only folder
+# A repaired file up to INLINE_LIMIT travels inside one shell command with the others repaired next to
+# it (see inline_batch), up to COMMAND_LIMIT in all: sshd hands the command to the shell as a single
+# argument, which Linux caps at 128 KiB (MAX_ARG_STRLEN). Base64 adds a third. Larger files go by SFTP.
+INLINE_LIMIT = 48 << 10
+COMMAND_LIMIT = 100 << 10
+
+
+@dataclass(eq=False)
+class Step:
+    """One of Red's checked operations, as declared: its test against the snapshot and, for a small
+    managed file, what to write inline (dest, content, user, group, mode)."""
+    matches: object
+    inline: tuple = None
+    op_hash: str = None
 
 
 @dataclass
@@ -50,6 +64,8 @@ class Declared:
     lines: set = field(default_factory=set)  # (file, (line, ...)): which of the lines it holds
     probes: set = field(default_factory=set)  # (name, command): a task's own question (facts.Probe)
     contained: set = field(default_factory=set)  # operations that change only their own item
+    steps: list = field(default_factory=list)  # every checked operation, in the order declared
+    written: set = field(default_factory=set)  # files an earlier operation's inline repair wrote
     snapshot: dict = None
     taken: tuple = ()  # (the request's digest, operations changed) when the snapshot was taken
 
@@ -161,18 +177,93 @@ def failures_reported():
     yield failed(f"{len(failed_steps)} step(s) failed; everything else was applied: " + "; ".join(failed_steps))
 
 
-@operation()
-def checked(matches, converge, unchanged, contained=False):
+def checked(matches, converge, unchanged, contained=False, inline=None, **arguments):
     """No change when the snapshot shows `matches(snapshot)`; otherwise pyinfra's own operation,
     `converge()`, asks the target and does what it must. A `contained` operation changes nothing
-    but its own item, so its change leaves the snapshot trusted for everything else."""
+    but its own item, so its change leaves the snapshot trusted for everything else. `inline`: a
+    small file (dest, content, user, group, mode), repaired inside one command (inline_batch)."""
+    step = Step(matches, inline)
+    declared().steps.append(step)
+    meta = check(matches=matches, converge=converge, unchanged=unchanged, contained=contained, step=step,
+                 **arguments)
+    step.op_hash = meta._hash
+    return meta
+
+
+@operation()
+def check(matches, converge, unchanged, contained, step):
     if contained:
         declared().contained.add(host.current_op_hash)
     seen = snapshot()
     if seen is not None and matches(seen):
         host.noop(unchanged)
         return
+    if inlined(step, seen) and not state.config.DIFF and state.is_executing:
+        yield from written_inline(step, seen)
+        return
     yield from converge()
+
+
+def inlined(step, seen):
+    """Whether `step` repairs a small file whose folder is there (a new folder is pyinfra's to make)."""
+    return (step.inline is not None and seen is not None
+            and seen["paths"].get(posixpath.dirname(step.inline[0]), ("",))[0] == "directory")
+
+
+def written_inline(step, seen):
+    """This file and the small files the next operations would repair, up to the first other change,
+    written by one command (atomically, each); the operations after it yield a command that sends
+    nothing, so each still shows as changed."""
+    record = declared()
+    if step.inline[0] in record.written:
+        yield FunctionCommand(lambda state, host: True, (), {})  # written by an earlier operation's command
+        return
+    batch = inline_batch(step, seen)
+    yield inline_script([each.inline for each in batch])
+    record.written.update(each.inline[0] for each in batch)  # resumed only once the command succeeded
+
+
+def inline_batch(step, seen):
+    """`step` and the steps after it that repair a small file, in order, skipping those the snapshot
+    shows unchanged, up to the first step that would change anything else (or any operation that is
+    not one of Red's checked ones: it could), within COMMAND_LIMIT."""
+    by_hash = {each.op_hash: each for each in declared().steps}
+    mine = state.ops[host]
+    order = [op_hash for op_hash in state.get_op_order() if op_hash in mine]
+    batch, size = [step], inline_size(step.inline)
+    for op_hash in order[order.index(host.current_op_hash) + 1:]:
+        following = by_hash.get(op_hash)
+        if following is None or (not inlined(following, seen) and not following.matches(seen)):
+            break
+        if not following.matches(seen):
+            size += inline_size(following.inline)
+            if size > COMMAND_LIMIT:
+                break
+            batch.append(following)
+    return batch
+
+
+def inline_size(inline):
+    return len(inline[1]) * 4 // 3 + len(inline[0]) * 8 + 200
+
+
+def inline_script(inlines):
+    """One shell command that writes each file beside its place (mktemp), sets its owner and mode
+    (a mode not given: the old file's, else 644), then renames it into place: a reader never sees half
+    a file, and a cut leaves the old one. The content is base64 inside the command: no byte of it can
+    end or break the command."""
+    lines = ["umask 077", "t=", "trap 'rm -f \"$t\"' EXIT HUP INT TERM"]
+    for dest, content, user, group, mode in inlines:
+        quoted = shlex.quote(dest)
+        owner = f"{user or ''}{':' + group if group else ''}"
+        mode_set = (f'chmod {ensure_mode_int(mode)} "$t"' if mode else
+                    f'{{ chmod --reference={quoted} "$t" 2>/dev/null || chmod 644 "$t"; }}')
+        lines.append(" && ".join([
+            f"t=$(mktemp {shlex.quote(dest + '.red-XXXXXX')})",
+            f'printf %s {base64.b64encode(content).decode()} | base64 -d > "$t"',
+            *([f'chown {shlex.quote(owner)} "$t"'] if owner else []), mode_set,
+            f'mv -f "$t" {quoted}', "t="]) + " || exit 1")
+    return "\n".join(lines)
 
 
 def path_matches(seen, path, kind, mode=None, user=None, group=None, digest=None):
@@ -224,10 +315,12 @@ def template(name, src, dest, user=None, group=None, mode=None, **values):
 
 def managed_file(name, dest, content, user, group, mode, converge):
     declare(files=[dest], paths=[posixpath.dirname(dest)])
+
+    def matches(seen):
+        return path_matches(seen, dest, "file", mode, user, group, sha256(content))
     return checked(
-        name=name, unchanged=f"{dest} is as declared", contained=True,
-        matches=lambda seen: path_matches(seen, dest, "file", mode, user, group, sha256(content)),
-        converge=converge,
+        name=name, unchanged=f"{dest} is as declared", contained=True, matches=matches, converge=converge,
+        inline=(dest, content, user, group, mode) if len(content) <= INLINE_LIMIT else None,
     )
 
 
@@ -265,9 +358,7 @@ def user_file(name, src, dest, user, mode="644", **values):
     """A template rendered into a place `user` writes (its home): written by `user` itself (root
     would follow a link the user put on the way), inside one command, replaced whole."""
     content = render(src, values)
-    quoted = shlex.quote(dest)
-    write = (f"mkdir -p {shlex.quote(posixpath.dirname(dest))} && printf %s {base64.b64encode(content).decode()} "
-             f"| base64 -d > {quoted}.red-new && chmod {mode} {quoted}.red-new && mv -f {quoted}.red-new {quoted}")
+    write = f"mkdir -p {shlex.quote(posixpath.dirname(dest))}\n" + inline_script([(dest, content, None, None, mode)])
 
     def converge():
         if remote_sha256(dest) != sha256(content):

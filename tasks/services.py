@@ -212,10 +212,11 @@ def converge_programs(main, listeners, programs, removed):
     if not updated and not dependents and not stopped and not reloads:
         host.noop("supervisord runs, as configured")
         return
-    yield from reloads
+    steps = list(reloads)
     if dependents:
-        yield f"supervisorctl -c {CONFIG} stop {' '.join(dependents)}"
+        steps.append(f"supervisorctl -c {CONFIG} stop {' '.join(dependents)}")
     if updated:
-        yield f"supervisorctl -c {CONFIG} update"
+        steps.append(f"supervisorctl -c {CONFIG} update")
     if dependents or stopped:
-        yield f"supervisorctl -c {CONFIG} start {' '.join(dependents + stopped)}"
+        steps.append(f"supervisorctl -c {CONFIG} start {' '.join(dependents + stopped)}")
+    yield " && ".join(steps)  # one round trip; the first step that fails stops the rest, as separate commands do

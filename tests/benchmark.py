@@ -5,6 +5,7 @@
     .venv/bin/python tests/benchmark.py fetcher   # the model fetcher against curl only
     .venv/bin/python tests/benchmark.py container # the image: size, builds, run, stop, restart
     .venv/bin/python tests/benchmark.py portal    # noVNC through the portal against direct; Caddy's latency
+    .venv/bin/python tests/benchmark.py repairs   # one and twenty edited files repaired at 100 ms
     .venv/bin/python tests/benchmark.py models [SCALE]  # upstream's model table: red-models, aria2c, curl
 
 Prints: a cold apply; with the snapshot off and on, side by side, the remote commands and seconds
@@ -158,6 +159,29 @@ def fetcher_against_curl(size=1 << 30, repeat=3):
 def print_fetcher(rates):
     print(f"{'one 1 GiB model file on loopback (median of 3)':52} red-models {rates['red-models']:.0f} MB/s, "
           f"curl {rates['curl']:.0f} MB/s ({rates['red-models'] / rates['curl']:.0%} of curl)")
+
+
+TWENTY = "tests/deploys/twenty_files.py"
+EDIT_TWENTY_FILES = "; ".join(f"echo edited >> /etc/red-twenty/file-{number:02}" for number in range(20))
+
+
+def repair_figures():
+    """Seconds and remote commands of an apply that repairs one file, then twenty, at ROUND_TRIP (snapshot on)."""
+    factory = SandboxFactory("bench-repairs")
+    try:
+        host = factory.up("r")
+        timed_apply([host], TWENTY)
+        return {f"one edited file repaired, {ROUND_TRIP * 1000:.0f} ms round trip": median_apply(
+                    [host], TWENTY, round_trip=ROUND_TRIP, before=EDIT_ONE_FILE, repeat=REPEAT),
+                f"twenty edited files repaired, {ROUND_TRIP * 1000:.0f} ms round trip": median_apply(
+                    [host], TWENTY, round_trip=ROUND_TRIP, before=EDIT_TWENTY_FILES, repeat=REPEAT)}
+    finally:
+        factory.down_all()
+
+
+def print_repairs(figures):
+    for what, (seconds, sent) in figures.items():
+        print(f"{what:52} {seconds:7.2f} s ({sent} remote commands)")
 
 
 CAP, REQUEST_DELAY = 25e6, 0.05  # bytes a second on one connection to a CDN, and its distance
@@ -369,6 +393,9 @@ def print_container(figures):
 def main():
     if sys.argv[1:] == ["fetcher"]:
         print_fetcher(fetcher_against_curl())
+        return
+    if sys.argv[1:] == ["repairs"]:
+        print_repairs(repair_figures())
         return
     if sys.argv[1:2] == ["models"]:
         print_models(models_figures(float(sys.argv[2]) if sys.argv[2:] else 1.0))

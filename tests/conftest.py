@@ -48,11 +48,13 @@ class Host:
     def path(self, inside):
         return self.sandbox.rootfs / inside.lstrip("/")
 
+    def ssh_argv(self, command):
+        return ["ssh", "-i", self.info["key"], "-p", str(self.info["port"]), "-o", "BatchMode=yes",
+                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                "root@127.0.0.1", command]
+
     def ssh(self, command, check=True, timeout=120):
-        done = subprocess.run(
-            ["ssh", "-i", self.info["key"], "-p", str(self.info["port"]), "-o", "BatchMode=yes",
-             "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-             "root@127.0.0.1", command], capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(self.ssh_argv(command), capture_output=True, text=True, timeout=timeout)
         if check and done.returncode:
             raise AssertionError(f"{command!r} on {self.name} exited {done.returncode}:\n{done.stdout}{done.stderr}")
         return done
