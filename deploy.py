@@ -12,8 +12,8 @@ import socket
 from pyinfra import host
 from pyinfra.connectors.local import LocalConnector
 
-from tasks import (desktop, diagnostics, jupyter, managed, models, onstart, portal, python, services, ssh, system,
-                   visomaster, workspace)
+from tasks import (desktop, diagnostics, jupyter, managed, models, onstart, portal, python, services, ssh, summary,
+                   system, visomaster, workspace)
 from tasks.settings import ENVIRONMENT_NAMES, SAVED_SETTINGS, SETTINGS, SettingError, check, resolve, savable
 
 
@@ -92,3 +92,4 @@ diagnostics.diagnostics(**APP_STEP)  # the doctor and the notebook: never in the
 services.apply()
 managed.snapshot_script(name="Snapshot script for the next run")
 managed.failures_reported(name="Steps that failed")
+summary.summary()  # vast instances: what to open, printed when the run is over

@@ -5,7 +5,8 @@
 - else RED_HOST (with RED_SSH_PORT, RED_SSH_USER, RED_SSH_KEY): one host, e.g. a vast instance;
 - else, with RED_VAST=1 (or RED_VAST_LABEL=LABEL, or RED_VAST_IDS=ID,ID), the account's running
   vast instances from vast's API (vast.py), each named by its label (else vast-ID), as root with
-  RED_SSH_KEY or the user's default key;
+  RED_SSH_KEY or the user's default key; RED_VAST_DATA='{"NAME": {...}}' gives one instance
+  settings of its own (and its own "ssh_key");
 - else every local sandbox host that is up (tests/sandbox.py up NAME --port PORT).
 Hosts named on pyinfra's command line instead of this file get the same group_data defaults.
 """
@@ -45,7 +46,9 @@ def vast_hosts():
         found = vast.hosts()
     except vast.VastError as error:
         raise SystemExit(str(error)) from None
-    return [ssh_host(address, port, "root", os.environ.get("RED_SSH_KEY"), name, data)
+    own = json.loads(os.environ.get("RED_VAST_DATA") or "{}")
+    return [ssh_host(address, port, "root", own.get(name, {}).get("ssh_key") or os.environ.get("RED_SSH_KEY"),
+                     name, {**data, **own.get(name, {})})
             for address, port, name, data in found]
 
 

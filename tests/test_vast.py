@@ -3,13 +3,20 @@
 import http.server
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 
 import pytest
 from conftest import PROJECT
+from sandbox import red_data
+
+from tasks.desktop import PASSWORD_FILE as VNC_PASSWORD_FILE
+from tasks.jupyter import TOKEN_FILE as JUPYTER_TOKEN_FILE
 
 import vast
 
@@ -169,3 +176,109 @@ def test_inventory_py_lists_them_and_stops_with_the_line_on_an_error():
     assert refused.returncode == 1
     line = refused.stderr.strip()
     assert line.startswith("vast refused the API key (HTTP 401") and "\n" not in line
+
+
+def test_red_vast_provisions_both_instances_and_says_what_to_open(sandbox_factory):
+    """The recorded answers point at two sandbox hosts: one reached directly (its sshd's port as the port
+    vast mapped to 22, its noVNC and Jupyter mapped), one only through the "proxy"."""
+    direct, proxied = sandbox_factory.up("va"), sandbox_factory.up("vb")
+    pages = [json.loads((RECORDED / f"instances-page-{n}.json").read_text()) for n in (1, 2)]
+    first, second = pages[0]["instances"]
+    mapped = {port: [{"HostIp": "0.0.0.0", "HostPort": str(port)}]
+              for port in (direct.info["data"]["novnc_port"], direct.info["data"]["jupyter_port"])}
+    first.update(public_ipaddr="127.0.0.1", ports={
+        "22/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(direct.info["port"])}],
+        **{f"{port}/tcp": entries for port, entries in mapped.items()}})
+    second.update(ssh_host="127.0.0.1", ssh_port=proxied.info["port"])
+    own = {"desk-a": {**direct.info["data"], "ssh_key": direct.info["key"]},
+           "vast-28815402": {**proxied.info["data"], "ssh_key": proxied.info["key"]}}
+    with VastApi(pages=pages) as api:
+        env = {key: value for key, value in os.environ.items() if key not in ("RED_HOSTS", "RED_HOST")}
+        env.update(environment(api, RED_VAST_DATA=json.dumps(own), HOME=os.environ.get("HOME", "/root")))
+        runs = [subprocess.run([sys.executable, "tests/pyinfra_counted.py", "-y", "--json", "inventory.py",
+                                "deploy.py"], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=1800)
+                for _ in range(2)]
+    assert runs[0].returncode == 0, runs[0].stderr[-3000:]
+    for host in (direct, proxied):
+        assert "RUNNING" in host.ssh("supervisorctl status novnc").stdout, "provisioned"
+    desks = runs[0].stderr.split("Your desks (RED_VAST):", 1)[1]
+    novnc, jupyter = direct.info["data"]["novnc_port"], direct.info["data"]["jupyter_port"]
+    mine = desks.split("desk-a\n", 1)[1]
+    assert mine.startswith(f"    desktop  http://127.0.0.1:{novnc}/   password: {VNC_PASSWORD_FILE} (on the instance")
+    assert f"\n    jupyter  http://127.0.0.1:{jupyter}/   token: {JUPYTER_TOKEN_FILE} (on the instance" in mine
+    assert f"\n    ssh      ssh -p {direct.info['port']} root@127.0.0.1\n" in mine
+    other = desks.split("vast-28815402\n", 1)[1]
+    assert f"port {proxied.info['data']['novnc_port']} is not mapped on this instance" in other
+    assert f"    ssh      ssh -p {proxied.info['port']} root@127.0.0.1" in other
+    for host in (direct, proxied):
+        for secret in (VNC_PASSWORD_FILE, JUPYTER_TOKEN_FILE):
+            assert host.path(secret).read_text().strip() not in runs[0].stderr + runs[0].stdout
+    assert runs[1].returncode == 0, runs[1].stderr[-3000:]
+    changed = [op["name"] for op in json.loads(runs[1].stdout)["results"]["operations"] if op["success"]]
+    assert changed == [], "a second apply changes nothing on either"
+
+
+BOOTSTRAP = PROJECT / "onstart-bootstrap.sh"
+ON_START_LIMIT = 4048  # characters: vast's API documents 4,048 for `onstart` (its CLI docs say 16 KB)
+
+
+def test_the_bootstrap_fits_in_an_on_start_command():
+    assert len(BOOTSTRAP.read_text()) < ON_START_LIMIT
+
+
+def red_repository(folder):
+    """A repository holding this working tree's files (committed or not) on branch main."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=PROJECT, capture_output=True,
+                           text=True, check=True).stdout.splitlines()
+    work = folder / "work"
+    for name in files:
+        if (PROJECT / name).is_file():
+            (work / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(PROJECT / name, work / name)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(work)]
+    for step in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "Red"]):
+        subprocess.run(git + step, check=True)
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(folder / "red.git")], check=True)
+    shutil.rmtree(work)
+    return folder / "red.git"
+
+
+def test_the_bootstrap_makes_a_desk_of_a_bare_rootfs_then_only_starts_it(sandbox_factory):
+    host = sandbox_factory.up("boot")  # a fresh rootfs: python3, the CA bundle (and sshd, to reach it)
+    repository = red_repository(sandbox_factory.standin.folder)  # a folder the sandbox sees at the same path
+    settings = {name: value for name, value in host.info["data"].items() if not isinstance(value, list)}
+    host.path("/root/on-start.sh").write_text(BOOTSTRAP.read_text())
+
+    def start(**environment):
+        assignments = " ".join(f"{name}={shlex.quote(value)}" for name, value in environment.items())
+        return host.ssh(f"{assignments} bash /root/on-start.sh", check=False, timeout=1800)
+    missing = start(RED_REF="main")
+    assert missing.returncode == 1
+    assert missing.stdout.strip().splitlines()[-1] == ("red-bootstrap: RED_REPO is not set: add -e RED_REPO=<Red's "
+                                                       "Git URL> to the instance's environment")
+    first = start(RED_REPO=f"file://{repository}", RED_REF="main", RED_DATA=red_data(settings))
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
+    assert desk_is_up(host)
+    host.ssh("supervisorctl shutdown")  # the container stops
+    again = start()
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert "getting Red" not in again.stdout and "] No changes" in again.stdout
+    assert "] Success" not in again.stdout, "only onstart.sh, which changes nothing"
+    assert desk_is_up(host)
+    host.ssh("supervisorctl shutdown")
+    repository.rename(repository.with_suffix(".cut"))  # the repository out of reach
+    cut = start(RED_REPO=f"file://{repository}", RED_REF="main")
+    assert cut.returncode == 0, cut.stdout[-3000:]
+    assert desk_is_up(host)
+
+
+def desk_is_up(host, seconds=30):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        states = dict(line.split()[:2] for line in host.ssh("supervisorctl status", check=False).stdout.splitlines()
+                      if len(line.split()) >= 2)
+        if {"xvfb", "x11vnc", "novnc"} <= set(states) and all(states[name] == "RUNNING"
+                                                             for name in ("xvfb", "x11vnc", "novnc")):
+            return True
+        time.sleep(0.5)
+    return False
