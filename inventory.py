@@ -46,7 +46,11 @@ def vast_hosts():
         found = vast.hosts()
     except vast.VastError as error:
         raise SystemExit(str(error)) from None
-    own = json.loads(os.environ.get("RED_VAST_DATA") or "{}")
+    try:
+        own = json.loads(os.environ.get("RED_VAST_DATA") or "{}")
+        assert isinstance(own, dict) and all(isinstance(data, dict) for data in own.values())
+    except (ValueError, AssertionError):
+        raise SystemExit('RED_VAST_DATA is not {"NAME": {"setting": value, ...}, ...} (JSON)') from None
     return [ssh_host(address, port, "root", own.get(name, {}).get("ssh_key") or os.environ.get("RED_SSH_KEY"),
                      name, {**data, **own.get(name, {})})
             for address, port, name, data in found]

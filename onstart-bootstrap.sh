@@ -20,6 +20,12 @@ fi
 [ -n "${RED_REF:-}" ] || stop "RED_REF is not set: add -e RED_REF=<a branch, tag or commit of Red> to the instance's environment"
 case "$RED_REPO" in -*) stop "RED_REPO must be a Git URL, not an option: $RED_REPO";; esac
 case "$RED_REF" in -*|*..*) stop "RED_REF must name a branch, tag or commit: $RED_REF";; esac
+read -ra settings <<< "${RED_DATA:-}"
+for ((i = 0; i < ${#settings[@]}; i += 2)); do
+    if [ "${settings[i]}" != --data ] || ! [[ "${settings[i + 1]:-}" =~ ^[a-z_]+= ]]; then
+        stop "RED_DATA holds only --data NAME=VALUE pairs, not: ${settings[*]:i:2}"
+    fi
+done
 
 say "installing what Red needs (git, python3-venv)"
 missing=()
@@ -51,7 +57,6 @@ cd "$SOURCE" || stop "no $SOURCE"
     || stop "cannot install Red's requirements (requirements.txt)"
 
 say "the provision phase"
-read -ra settings <<< "${RED_DATA:-}"
 venv/bin/pyinfra -y @local deploy.py "${settings[@]}" || stop "the provision phase failed: see the lines starting with red: above"
 red_dir=$(venv/bin/python -c 'import json; print(json.load(open("/etc/red/settings.json"))["red_dir"])') \
     || stop "the provision phase left no /etc/red/settings.json"

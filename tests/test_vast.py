@@ -176,6 +176,11 @@ def test_inventory_py_lists_them_and_stops_with_the_line_on_an_error():
     assert refused.returncode == 1
     line = refused.stderr.strip()
     assert line.startswith("vast refused the API key (HTTP 401") and "\n" not in line
+    with VastApi() as api:
+        malformed = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True,
+                                   env={**os.environ, **environment(api, RED_VAST_DATA='["desk-a"]')})
+    assert malformed.returncode == 1
+    assert malformed.stderr.strip().splitlines()[-1].startswith("RED_VAST_DATA is not {")
 
 
 def test_red_vast_provisions_both_instances_and_says_what_to_open(sandbox_factory):
@@ -256,6 +261,10 @@ def test_the_bootstrap_makes_a_desk_of_a_bare_rootfs_then_only_starts_it(sandbox
     assert missing.returncode == 1
     assert missing.stdout.strip().splitlines()[-1] == ("red-bootstrap: RED_REPO is not set: add -e RED_REPO=<Red's "
                                                        "Git URL> to the instance's environment")
+    foreign = start(RED_REPO=f"file://{repository}", RED_REF="main", RED_DATA="--data access=direct @other.py")
+    assert foreign.returncode == 1
+    assert foreign.stdout.strip().splitlines()[-1] == ("red-bootstrap: RED_DATA holds only --data NAME=VALUE "
+                                                       "pairs, not: @other.py")
     first = start(RED_REPO=f"file://{repository}", RED_REF="main", RED_DATA=red_data(settings))
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
     assert desk_is_up(host)
