@@ -228,8 +228,12 @@ def seconds_and_peak_rss(command):
 def models_figures(scale=1.0):
     """red-models, aria2c and curl side by side on upstream's table, zero-filled, from a local server
     that caps each connection at CAP and answers every request REQUEST_DELAY late."""
+    import shutil
     import tempfile
     from models_server import ModelServer
+    for tool, package in (("aria2c", "aria2"), ("curl", "curl")):
+        if not shutil.which(tool):
+            raise SystemExit(f"benchmark models: {tool} is missing (apt-get install {package})")
     files = upstream_table(scale)
     total = sum(size for _, size in files)
     served = {f"/assets/{path}": size for path, size in files}
