@@ -232,10 +232,11 @@ def test_the_bootstrap_fits_in_an_on_start_command():
 
 
 def red_repository(folder):
-    """A repository holding this working tree's files (committed or not) on branch main."""
+    """A repository holding this working tree's files (committed or not) on branch main, made in
+    `folder` beside what is there (the stand-in keeps its own "work" folder)."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=PROJECT, capture_output=True,
                            text=True, check=True).stdout.splitlines()
-    work = folder / "work"
+    work = folder / "red-source"
     for name in files:
         if (PROJECT / name).is_file():
             (work / name).parent.mkdir(parents=True, exist_ok=True)
