@@ -42,15 +42,15 @@ def vast_hosts():
             and not os.environ.get("RED_VAST_IDS"):
         return None
     import vast
-    try:
-        found = vast.hosts()
-    except vast.VastError as error:
-        raise SystemExit(str(error)) from None
-    try:
+    try:  # checked before vast is asked anything
         own = json.loads(os.environ.get("RED_VAST_DATA") or "{}")
         assert isinstance(own, dict) and all(isinstance(data, dict) for data in own.values())
     except (ValueError, AssertionError):
         raise SystemExit('RED_VAST_DATA is not {"NAME": {"setting": value, ...}, ...} (JSON)') from None
+    try:
+        found = vast.hosts()
+    except vast.VastError as error:
+        raise SystemExit(str(error)) from None
     return [ssh_host(address, port, "root", own.get(name, {}).get("ssh_key") or os.environ.get("RED_SSH_KEY"),
                      name, {**data, **own.get(name, {})})
             for address, port, name, data in found]

@@ -27,11 +27,11 @@ def desk_lines(data):
     address = str(data.get("vast_public_ipaddr") or data.ssh_hostname).strip()
     ports = data.get("vast_ports") or {}
 
-    def url(what, port, path="/"):
+    def url(what, port):
         mapped = [entry.get("HostPort") for entry in ports.get(f"{port}/tcp") or [] if entry.get("HostPort")]
         if not mapped:
             return f"{what:8} port {port} is not mapped on this instance: create it with -p {port}:{port}"
-        return f"{what:8} http://{address}:{mapped[0]}{path}"
+        return f"{what:8} http://{address}:{mapped[0]}/"
     where = "on the instance, root only"
     if data.access == "portal":
         lines = [f"{url('portal', data.portal_port)}   token: {PORTAL_TOKEN_FILE} ({where}); "
