@@ -7,23 +7,13 @@
 import json
 import os
 import re
-import socket
 
 from pyinfra import host
 from pyinfra.connectors.local import LocalConnector
 
-from tasks import (desktop, diagnostics, jupyter, managed, models, onstart, portal, python, services, ssh, summary,
-                   system, visomaster, workspace)
+from tasks import (controller, desktop, diagnostics, jupyter, managed, models, onstart, portal, python, services, ssh,
+                   summary, system, visomaster, workspace)
 from tasks.settings import ENVIRONMENT_NAMES, SAVED_SETTINGS, SETTINGS, SettingError, check, resolve, savable
-
-
-def disable_nagle():
-    """One round trip per command instead of a delayed ACK (paramiko never sets TCP_NODELAY)."""
-    client = getattr(host.connector, "client", None)
-    transport = client.get_transport() if client else None
-    sock = getattr(transport, "sock", None)
-    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def instance_environment(snapshot, phase):
@@ -53,7 +43,8 @@ def saved_settings(phase):
 
 def checked_settings():
     command_line = host.inventory.get_override_data()
-    defaults = {name: host.data.get(name) for name in SETTINGS if host.data.get(name) is not None}
+    data = host.data.dict()  # every layer read once (a host.data.NAME reads them all again)
+    defaults = {name: data[name] for name in SETTINGS if data.get(name) is not None}
     try:
         # neither has an environment variable: known before the instance's environment is read
         phase, snapshot = (check(name, command_line.get(name, defaults.get(name)),
@@ -69,7 +60,8 @@ def checked_settings():
     return values, sources
 
 
-disable_nagle()
+controller.faster_declarations()
+controller.disable_nagle()
 settings, sources = checked_settings()
 # The access part first: the desk comes up, locked, whatever happens to the app's steps below.
 system.system()

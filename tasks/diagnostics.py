@@ -6,6 +6,7 @@ import json
 import posixpath
 import shlex
 import time
+from functools import lru_cache
 
 import nbformat
 from pyinfra import host, logger
@@ -38,9 +39,9 @@ def diagnostics():
     fix = managed.put(name="red-fix", src="files/diagnostics/red-fix", dest=FIX, mode="755")
     services.program("fixer", [FIX, "--serve", FIX_SOCKET, data.desktop_user], priority=96, restart_on=[fix])
     with open(managed.project_path(NOTEBOOK_CELLS)) as handle:
-        cells = notebook_cells(handle.read())
+        content, digest = notebook_of(handle.read())
     notebook_file(name=f"Diagnostics notebook ({NOTEBOOK})", path=f"{jupyter.root_dir()}/{NOTEBOOK}",
-                  content=notebook(cells).encode(), digest=cells_digest(cells), user=data.desktop_user)
+                  content=content.encode(), digest=digest, user=data.desktop_user)
 
 
 def doctor_config():
@@ -85,6 +86,13 @@ def ssh_command(url):
 
 
 # -- the notebook ---------------------------------------------------------------------------------
+
+@lru_cache(maxsize=4)
+def notebook_of(text):
+    """(the notebook, its cells' digest) from the cells file's text: made once per run, not per host."""
+    cells = notebook_cells(text)
+    return notebook(cells), cells_digest(cells)
+
 
 def notebook_cells(text):
     """[[kind, source]] from the percent format: "# %%" starts a code cell, "# %% [markdown]" a text

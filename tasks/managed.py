@@ -68,6 +68,20 @@ class Declared:
     written: set = field(default_factory=set)  # files an earlier operation's inline repair wrote
     snapshot: dict = None
     taken: tuple = ()  # (the request's digest, operations changed) when the snapshot was taken
+    made: tuple = ()  # (what was declared, as sizes; the request; its digest) when it was last made
+
+    def request(self):
+        """(the snapshot command for everything declared so far, its digest). Made again only when
+        something was declared since: each set only grows, so their sizes say whether it did."""
+        sizes = (len(self.paths), len(self.files), len(self.packages), len(self.users), len(self.listings),
+                 self.supervisor, len(self.checkouts), len(self.links), len(self.lines), len(self.probes))
+        if not self.made or self.made[0] != sizes:
+            command = snapshot_command(sorted(self.paths), sorted(self.files), sorted(self.packages),
+                                       sorted(self.users), sorted(self.listings), self.supervisor,
+                                       sorted(self.checkouts), sorted(self.links), sorted(self.lines),
+                                       sorted(self.probes))
+            self.made = (sizes, command, sha256(command.encode()))
+        return self.made[1:]
 
 
 _declared = {}  # host name -> Declared
@@ -92,14 +106,6 @@ def declare(paths=(), files=(), packages=(), users=(), listings=(), supervisor=(
     record.supervisor = supervisor or record.supervisor
 
 
-def request(record):
-    """The snapshot command for everything declared so far."""
-    return snapshot_command(sorted(record.paths), sorted(record.files), sorted(record.packages),
-                            sorted(record.users), sorted(record.listings), record.supervisor,
-                            sorted(record.checkouts), sorted(record.links), sorted(record.lines),
-                            sorted(record.probes))
-
-
 def changes_so_far():
     """Operations that have run on this host and changed something beyond their own item."""
     contained = declared().contained
@@ -112,8 +118,8 @@ def snapshot():
     if not host.data.snapshot:
         return None
     record = declared()
-    command = request(record)
-    now = (sha256(command.encode()), changes_so_far())
+    command, digest = record.request()
+    now = (digest, changes_so_far())
     if record.snapshot is None or record.taken != now:
         record.snapshot = host.get_fact(Snapshot, command=command)
         record.taken = now
@@ -145,9 +151,9 @@ def snapshot_script(name):
     declare(files=[path])
 
     def script():  # made when it runs: by then every deploy file has declared what it manages
-        command = request(declared())
+        command, digest = declared().request()
         return (f"#!/bin/sh\n# Red's snapshot, run by the next apply's first command (tasks/managed.py)\n"
-                f"echo @request {sha256(command.encode())}\n{command}\n").encode()
+                f"echo @request {digest}\n{command}\n").encode()
     return checked(
         name=name, unchanged=f"{path} is up to date", contained=True,
         matches=lambda seen: path_matches(seen, path, "file", "700", "root", "root", sha256(script())),

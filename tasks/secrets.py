@@ -50,7 +50,7 @@ def generated(name, path, length):
     """A random secret of `length` characters, made on the target when the file is missing."""
     def converge():
         if not host.get_fact(File, path=path):
-            yield (f"umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(32)[:{length}])' "
+            yield (f"umask 077 && python3 -I -c 'import secrets; print(secrets.token_urlsafe(32)[:{length}])' "
                    f"> {path}.new && mv {path}.new {path}")
     # by its presence only (no digest of it leaves the target); the snapshot asks what it asks for a
     # given one, so that a switch between the two does not change the snapshot's request

@@ -7,6 +7,7 @@
     .venv/bin/python tests/benchmark.py portal    # noVNC through the portal against direct; Caddy's latency
     .venv/bin/python tests/benchmark.py repairs   # one and twenty edited files repaired at 100 ms
     .venv/bin/python tests/benchmark.py models [SCALE]  # upstream's model table: red-models, aria2c, curl
+    .venv/bin/python tests/benchmark.py fleet     # a no-op over 1, 8, 32 and 100 hosts at 100 ms
 
 Prints: a cold apply; with the snapshot off and on, side by side, the remote commands and seconds
 of a no-op re-apply on loopback and at 100 ms round trip (SSH through tests/latency_proxy.py),
@@ -185,6 +186,65 @@ def repair_figures():
 def print_repairs(figures):
     for what, (seconds, sent) in figures.items():
         print(f"{what:52} {seconds:7.2f} s ({sent} remote commands)")
+
+
+FLEET = (1, 8, 32, 100)
+FLEET_ONE_WAY = 0.05  # seconds each way, through a proxy of its own for each host
+
+
+def busy_seconds():
+    """CPU seconds this machine has spent on anything (all cores), from /proc/stat."""
+    fields = [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def fleet_apply(host, count):
+    """(wall seconds, the controller's CPU seconds, the rest of this machine's CPU seconds: the
+    target's side, its sshd and snapshot scripts, less this process's proxies) of a no-op over `count`
+    names of one sandbox, each through its own latency proxy and with its own run lock there."""
+    with contextlib.ExitStack() as stack:
+        infos = [{**host.info, "name": f"{host.name}-{number:03}",
+                  "port": stack.enter_context(LatencyProxy(host.info["port"], FLEET_ONE_WAY)).port}
+                 for number in range(count)]
+        env = {**os.environ, "RED_HOSTS": json.dumps(infos), "RED_LOCK_PER_HOST": "1"}
+        children, own, busy = os.times(), time.process_time(), busy_seconds()
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "tests/pyinfra_counted.py", "-y", "inventory.py", "deploy.py"],
+                              cwd=PROJECT, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        after, own, busy = os.times(), time.process_time() - own, busy_seconds() - busy
+    if done.returncode or "Success" not in done.stderr:
+        raise SystemExit(done.stderr[-3000:])
+    changed = re.search(r"Grand total\s+(\d+)\s+(\S+)", done.stderr)
+    if changed is None or changed.group(2) != "-":
+        raise SystemExit(f"a no-op changed something: {changed and changed.group(0)}")
+    controller = (after.children_user - children.children_user) + (after.children_system - children.children_system)
+    return wall, controller, busy - controller - own
+
+
+def fleet_figures():
+    """{hosts: (median wall seconds, controller CPU, target side CPU)} of a no-op (median of 3)."""
+    factory = SandboxFactory("bench-fleet")
+    try:
+        # every login served at once (sshd refuses some beyond 10 starting ones by default)
+        host = factory.up("f", sshd_options=["MaxStartups=1000"])
+        timed_apply([host])
+        figures = {}
+        for count in FLEET:
+            runs = sorted((fleet_apply(host, count) for _ in range(3)), key=lambda run: run[0])
+            figures[count] = runs[1]
+        return figures
+    finally:
+        factory.down_all()
+
+
+def print_fleet(figures):
+    print(f"{'a no-op over N hosts, 100 ms round trip':44} {'wall':>8} {'controller CPU':>15} {'target side CPU':>16}")
+    for count, (wall, controller, target) in figures.items():
+        print(f"{count:>44} {wall:7.2f}s {controller:14.2f}s {target:15.2f}s")
+    further = (figures[FLEET[-1]][1] - figures[FLEET[0]][1]) / (FLEET[-1] - FLEET[0])
+    print(f"controller CPU per further host: {further * 1000:.0f} ms")
 
 
 CAP, REQUEST_DELAY = 25e6, 0.05  # bytes a second on one connection to a CDN, and its distance
@@ -412,6 +472,9 @@ def main():
         return
     if sys.argv[1:] == ["portal"]:
         print_portal(portal_figures())
+        return
+    if sys.argv[1:] == ["fleet"]:
+        print_fleet(fleet_figures())
         return
     factory = SandboxFactory("bench")
     try:

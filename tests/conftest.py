@@ -129,7 +129,7 @@ class SandboxFactory:
     def public(self, key):
         return key.with_suffix(".pub").read_text().strip()
 
-    def up(self, name, env=None, data=None):
+    def up(self, name, env=None, data=None, sshd_options=()):
         sandbox = sandboxes.Sandbox(f"{self.prefix}-{name}")
         sandbox.down()
         self.made.append(sandbox)
@@ -137,7 +137,7 @@ class SandboxFactory:
                 "jupyter_port": free_port(), "ssh_authorized_keys": [self.public(self.user_key)], **(data or {})}
         # vast's PUBLIC_KEY may hold several keys, one per line
         env = {"PUBLIC_KEY": f"{self.public(self.env_key)}\n{self.public(self.env_key_2)}", **(env or {})}
-        host = Host(sandbox, sandbox.up(free_port(), env, data, shares=[self.standin.folder]))
+        host = Host(sandbox, sandbox.up(free_port(), env, data, [self.standin.folder], sshd_options))
         sandbox.trust_repository(self.standin.origin)
         return host
 

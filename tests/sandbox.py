@@ -145,9 +145,9 @@ class Sandbox:
             sh("mount", "--bind", folder, inside)
             sh("mount", "-o", "remount,bind,ro", inside)
 
-    def up(self, port, env=None, data=None, shares=()):
+    def up(self, port, env=None, data=None, shares=(), sshd_options=()):
         """The host, running its sshd on 127.0.0.1:port; `env` is the instance's environment, `data`
-        the settings inventory.py gives this host."""
+        the settings inventory.py gives this host, `sshd_options` more of sshd's -o options."""
         self.create(shares)
         self._authorize_key()
         sh("chroot", self.rootfs, "ssh-keygen", "-A", stdout=subprocess.DEVNULL)
@@ -162,7 +162,7 @@ class Sandbox:
         process = subprocess.Popen(
             ["unshare", "--pid", "--fork", f"--mount-proc={self.rootfs}/proc", "chroot", str(self.rootfs),
              "/usr/bin/python3", "-c", INIT, "/usr/sbin/sshd", "-D", "-e", "-p", str(port),
-             "-o", "ListenAddress=127.0.0.1"],
+             "-o", "ListenAddress=127.0.0.1", *(word for option in sshd_options for word in ("-o", option))],
             env=instance_env, stdout=sshd_log, stderr=sshd_log, stdin=subprocess.DEVNULL,
             start_new_session=True)
         wait_for_port(port, what=f"sshd of {self.name}", process=process)
