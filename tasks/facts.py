@@ -105,15 +105,15 @@ def unescape(value):
 def run_lock(controller_pid=None):
     """Takes LOCK (waiting while onstart.sh or another run holds it) and leaves a process holding it
     until the run's connection ends: the sshd process that serves it, or the controller's own process
-    (`controller_pid`, for @local). Nothing to release by hand; a dead controller releases it too."""
-    find_sshd = ('p=$$; while [ "$p" -gt 1 ]; do case "$(cat /proc/$p/comm 2>/dev/null)" in sshd*) watch=$p; break;; '
-                 "esac; p=$(sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -d' ' -f2); [ -n \"$p\" ] || break; done")
+    (`controller_pid`, for @local). Nothing to release by hand; a dead controller releases it too.
+    The holder is a `tail --pid` that shares the lock's open file: it looks twice a second and forks
+    nothing, and finding sshd forks nothing either (a fleet's runs hold their locks on one target)."""
+    find_sshd = ('p=$$; while [ "$p" -gt 1 ]; do read -r comm < /proc/$p/comm || break; '
+                 'case "$comm" in sshd*) watch=$p; break;; esac; '
+                 'read -r stat < /proc/$p/stat || break; stat=${stat##*) }; set -- $stat; p=${2:-0}; done')
     watch = f"watch={int(controller_pid)}" if controller_pid else f"watch=$PPID; {find_sshd}"
-    held = f"{LOCK}.held.$$"
-    return (f"{watch}; rm -f {held}; "
-            f"( exec 9>>{LOCK}; flock 9; : > {held}; while kill -0 $watch 2>/dev/null; do sleep 0.5; done ) "
-            f"</dev/null >/dev/null 2>&1 & "
-            f"while [ ! -e {held} ]; do sleep 0.05; done; rm -f {held}")
+    return (f"{watch}; exec 9>>{LOCK} && flock 9 && "
+            '{ tail -s 0.5 --pid="$watch" -f /dev/null </dev/null >/dev/null 2>&1 & }')
 
 
 # supervisord's programs and their states, asked over its socket (argv[1]) as `supervisorctl status` asks
