@@ -1,12 +1,16 @@
 # Red's image: the build phase of the same deploy (installs and configures, starts nothing).
 #   docker build --build-arg BASE_IMAGE=nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04 -t red .
 # On vast, set the on-start command to: bash /opt/red/onstart.sh
-# Settings for the image: --build-arg RED_DATA="--data python_version=3.11 --data visomaster_ref=main"
-# (secrets never: they would stay in the image's history; the instance's environment gives them).
+# A variant (images.yaml): --build-arg ACCESS=portal|direct --build-arg MODELS_AT=build|start|never.
+# Other settings: --build-arg RED_DATA="--data python_version=3.11 --data visomaster_ref=main" (they win
+# over ACCESS and MODELS_AT; secrets never: they would stay in the image's history; the instance's
+# environment gives them).
 ARG BASE_IMAGE=nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04
 FROM ${BASE_IMAGE}
 ENV DEBIAN_FRONTEND=noninteractive
-# git: the build resolves visomaster_ref before its first operation
+# git: the build resolves visomaster_ref before its first operation. Versions are not pinned: the base is an
+# argument (CUDA's Ubuntu, Debian) and no one version of a package is in all of them.
+# hadolint ignore=DL3008
 RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates git \
     && apt-get clean && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/red
@@ -15,7 +19,12 @@ COPY requirements.txt ./
 RUN python3 -m venv venv && venv/bin/pip install --no-cache-dir --disable-pip-version-check -r requirements.txt
 # only what .dockerignore lets through (what Red ships)
 COPY . ./
+ARG ACCESS=portal
+ARG MODELS_AT=start
 ARG RED_DATA
-RUN venv/bin/pyinfra -y @local deploy.py --data phase=build $RED_DATA \
+# RED_DATA is split into its --data words on purpose (the deploy checks each setting it gives)
+# hadolint ignore=SC2086
+RUN venv/bin/pyinfra -y @local deploy.py --data phase=build --data "access=${ACCESS}" \
+        --data "models_at=${MODELS_AT}" $RED_DATA \
     && apt-get clean && rm -rf /var/lib/apt/lists/* /root/.cache/pip
 CMD ["/opt/red/onstart.sh", "--foreground"]

@@ -148,6 +148,24 @@ class SandboxFactory:
         shutil.rmtree(self.keys, ignore_errors=True)
 
 
+def shellcheck_rendered(host, paths):
+    """shellcheck's findings ("" when none) on shell scripts Red rendered from its templates on `host`."""
+    done = subprocess.run([str(PROJECT / ".venv/bin/shellcheck"), *(str(host.path(path)) for path in paths)],
+                          capture_output=True, text=True)
+    return done.stdout + done.stderr
+
+
+@pytest.fixture(scope="session")
+def client():
+    """The Docker engine (tests/engine.py), started when it is not running, stopped at the end if so."""
+    if os.geteuid() != 0:
+        pytest.skip("the Docker engine needs root")
+    import engine
+    client, started = engine.ensure_engine()
+    yield client
+    engine.stop_engine(started)
+
+
 @pytest.fixture(scope="session")
 def sandbox_factory():
     if os.geteuid() != 0:

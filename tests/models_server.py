@@ -13,7 +13,8 @@ ZEROS = bytes(BLOCK)
 
 
 class ModelServer:
-    def __init__(self, files, rate=0, request_delay=0.0, ranges=True):
+    def __init__(self, files, rate=0, request_delay=0.0, ranges=True, address="127.0.0.1"):
+        self.address = address  # where it listens (a container reaches this machine at the bridge's gateway)
         self.files = dict(files)  # URL path -> bytes, or an int: that many zero bytes
         self.sent = Counter()  # URL path -> body bytes sent
         self.cut_after = {}  # URL path -> bytes after which the next transfer is cut (once)
@@ -99,12 +100,12 @@ class ModelServer:
                 if cut is not None:
                     self.close_connection = True
 
-        self.httpd = Listening(("127.0.0.1", 0), Handler)
+        self.httpd = Listening((address, 0), Handler)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def url(self, path):
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.address}:{self.port}{path}"
 
     def connections(self, path):
         """How many connections asked for `path`'s bytes."""

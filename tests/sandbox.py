@@ -34,7 +34,7 @@ PIP_CACHE = CACHE / "pip"
 SUITE = "bookworm"
 BASE_PACKAGES = "openssh-server,python3,ca-certificates"
 HOST_TOOLS = {"debootstrap": "debootstrap", "unshare": "util-linux", "ssh": "openssh-client",
-              "ssh-keygen": "openssh-client", "git": "git", "chromium": "chromium", "shellcheck": "shellcheck"}
+              "ssh-keygen": "openssh-client", "git": "git", "chromium": "chromium"}
 
 
 # PID 1 of a sandbox host: start the command, then reap every child until the namespace ends.

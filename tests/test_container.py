@@ -34,15 +34,6 @@ class Image:
 
 
 @pytest.fixture(scope="session")
-def client():
-    if os.geteuid() != 0:
-        pytest.skip("the Docker engine needs root")
-    client, started = engine.ensure_engine()
-    yield client
-    engine.stop_engine(started)
-
-
-@pytest.fixture(scope="session")
 def image(client):
     """Red's image, built once: the base from the sandbox's rootfs, VisoMaster's stand-in served on
     127.0.0.1 (named STANDIN_HOST in the build), pinned to its tag v0.1.0."""

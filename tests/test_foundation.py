@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from conftest import PROJECT, SHUTDOWN_SUPERVISORD, apply, converge
+from conftest import PROJECT, SHUTDOWN_SUPERVISORD, apply, converge, shellcheck_rendered
 
 from tasks.settings import SETTINGS
 
@@ -47,6 +47,11 @@ def test_second_apply_changes_nothing(provisioned):
     assert run.changed(provisioned) == []
     assert len(run.unchanged(provisioned)) >= 10
     assert run.report["results"]["totals"]["success"] == 0
+
+
+def test_the_shell_red_renders_from_its_templates_passes_shellcheck(provisioned):
+    rendered = ["/usr/local/bin/red-window-manager", "/usr/local/bin/red-visomaster"]
+    assert shellcheck_rendered(provisioned, rendered) == ""
 
 
 def test_hosts_named_on_the_command_line_get_the_same_defaults(provisioned):

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import ARTIFACTS, apply, converge
+from conftest import ARTIFACTS, apply, converge, shellcheck_rendered
 from desktop_view import CHROMIUM, open_novnc, picture_facts
 from sandbox import free_port
 from test_access import run_in_kernel
@@ -117,6 +117,10 @@ def test_a_stranger_gets_401_on_every_public_port_and_each_credential_opens_it(g
         assert first_answer(url(gate, name), {"Authorization": basic})[0] in (200, 302), name
     wrong_user = "Basic " + base64.b64encode(f"root:{TOKEN}".encode()).decode()
     assert answer(url(gate, "portal_port"), {"Authorization": wrong_user})[0] == 401
+
+
+def test_the_portals_runner_rendered_from_its_template_passes_shellcheck(gate):
+    assert shellcheck_rendered(gate, ["/usr/local/bin/red-caddy"]) == ""
 
 
 def test_the_token_link_sets_a_cookie_then_the_desktop_jupyter_and_logs_open_with_it(gate, browser):
