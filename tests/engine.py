@@ -290,13 +290,15 @@ def programs(container):
     return states
 
 
-def wait_all_running(container, timeout):
-    """Waits until supervisord lists at least one program and every one is RUNNING; returns the seconds waited."""
+def wait_all_running(container, timeout, oneshots=()):
+    """Waits until supervisord lists at least one program and every one is RUNNING (`oneshots`, programs
+    that run once, RUNNING or EXITED); returns the seconds waited."""
     started = time.monotonic()
     states = {}
     while time.monotonic() - started < timeout:
         states = programs(container)
-        if states and set(states.values()) == {"RUNNING"}:
+        if states and all(state == "RUNNING" or (name in oneshots and state == "EXITED")
+                          for name, state in states.items()):
             return time.monotonic() - started
         time.sleep(0.1)
     raise TimeoutError(f"{container.name}: not every program RUNNING after {timeout:.0f}s: {states}")

@@ -131,12 +131,21 @@ def test_dry_run_reports_nothing_then_shows_the_diff_of_a_changed_template(provi
     assert provisioned.digests(*MANAGED_TREES) == before
 
 
-def test_two_hosts_in_one_run_both_converge(sandbox_factory, provisioned):
-    second = sandbox_factory.up("b")
+def test_two_hosts_with_different_settings_in_one_run_each_get_their_own(sandbox_factory, provisioned):
+    xvfb = "/etc/supervisor/conf.d/red-xvfb.conf"
+    second = sandbox_factory.up("b", data={"vnc_resolution": "1280x720"})
     run = converge([provisioned, second])
     assert run.changed(provisioned) == []
     assert CONVERGE_PROGRAMS in run.changed(second)
     assert second.ssh("stat -c %a /workspace").stdout.strip() == "2775", "no WORKSPACE there: the default"
+    assert "1280x720x24" in second.path(xvfb).read_text() and "1920x1080x24" in provisioned.path(xvfb).read_text()
+    assert converge([provisioned, second]).report["results"]["totals"]["success"] == 0
+    # one input changed for one host: only that host's items change (what a run renders once is keyed by it)
+    second.info["data"]["vnc_resolution"] = "1024x768"
+    run = converge([provisioned, second])
+    assert run.changed(provisioned) == []
+    assert "Desktop | Supervisor program xvfb" in run.changed(second), run.changed(second)
+    assert "1024x768x24" in second.path(xvfb).read_text() and "1920x1080x24" in provisioned.path(xvfb).read_text()
     assert converge([provisioned, second]).report["results"]["totals"]["success"] == 0
 
 
