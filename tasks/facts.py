@@ -143,23 +143,16 @@ for program in programs.iterfind("array/data/value/struct"):
 """
 
 
+def supervisor_states(socket):
+    """The shell command that prints SUPERVISOR_STATES's lines for the supervisord on `socket`."""
+    return f"python3 -I -c {shlex.quote(SUPERVISOR_STATES)} {shlex.quote(socket)} 2>/dev/null"
+
+
 def listening(socket):
     """A shell test: something accepts connections on the unix socket `socket`. A tenth of
     supervisorctl's time, which counts at a container's start (python3 is a base package)."""
     return ("python3 -I -c 'import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])' "
             f"{shlex.quote(socket)} 2>/dev/null")
-
-
-class SupervisordPid(FactBase):
-    """supervisord's pid, when a supervisord answers on the socket its configuration names, or None.
-    Asked, never judged by a pidfile: a container's /run outlives a restart while PIDs repeat."""
-
-    def command(self, config):
-        return f"supervisorctl -c {shlex.quote(config)} pid 2>/dev/null || true"
-
-    def process(self, output):
-        text = "".join(output).strip()
-        return int(text) if text.isdigit() else None
 
 
 class Snapshot(FactBase):
@@ -267,7 +260,7 @@ def snapshot_command(paths, files, packages, users, listings, supervisor, checko
     for name, command in probes:
         steps += [f"printf '@probe %s\\n' {shlex.quote(name)}", f"{{ {command}; }}"]
     if supervisor:
-        steps += [f"python3 -I -c {shlex.quote(SUPERVISOR_STATES)} {shlex.quote(supervisor[2])} 2>/dev/null"]
+        steps.append(supervisor_states(supervisor))
     return "; ".join(steps) + "; true"
 
 
@@ -335,14 +328,21 @@ def parse_snapshot(lines):
     return found
 
 
-class SupervisorStatus(FactBase):
-    """program name -> state, from `supervisorctl status`."""
+class SupervisorStates(FactBase):
+    """(supervisord's pid, {program: state}) as supervisord answers on its socket (SUPERVISOR_STATES);
+    (None, {}) when nothing answers. Asked, never judged by a pidfile: a container's /run outlives a
+    restart while PIDs repeat."""
 
-    def command(self, config):
-        return f"supervisorctl -c {config} status || true"
+    def command(self, socket):
+        return supervisor_states(socket) + " || true"
+
+    @staticmethod
+    def default():
+        return None, {}
 
     def process(self, output):
-        return program_states(output)
+        found = parse_snapshot(output)
+        return found["supervisord"], found["programs"]
 
 
 class DoctorReport(FactBase):

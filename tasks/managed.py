@@ -58,7 +58,7 @@ class Declared:
     packages: set = field(default_factory=set)
     users: set = field(default_factory=set)
     listings: set = field(default_factory=set)  # (folder, pattern)
-    supervisor: tuple = ()  # (config, pidfile, socket): supervisord's pid and its programs' states
+    supervisor: str = ""  # supervisord's socket: its pid and its programs' states
     checkouts: set = field(default_factory=set)  # git checkouts: origin, HEAD, local changes
     links: set = field(default_factory=set)  # symbolic links: their targets
     lines: set = field(default_factory=set)  # (file, (line, ...)): which of the lines it holds
@@ -91,7 +91,7 @@ def declared():
     return _declared.setdefault(host.name, Declared())
 
 
-def declare(paths=(), files=(), packages=(), users=(), listings=(), supervisor=(), checkouts=(), links=(),
+def declare(paths=(), files=(), packages=(), users=(), listings=(), supervisor="", checkouts=(), links=(),
             lines=(), probes=()):
     record = declared()
     record.paths.update(paths, files)

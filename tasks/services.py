@@ -13,7 +13,7 @@ from pyinfra import host, logger
 from pyinfra.api import deploy, operation
 
 from tasks import managed
-from tasks.facts import SupervisordPid, SupervisorStatus
+from tasks.facts import SupervisorStates
 
 CONFIG = "/etc/supervisor/supervisord.conf"
 PROGRAMS_DIR = "/etc/supervisor/conf.d"
@@ -154,7 +154,7 @@ def apply():
     )
     if host.data.phase == "build":
         return  # an image build starts nothing
-    managed.declare(supervisor=(CONFIG, PIDFILE, SOCKET))
+    managed.declare(supervisor=SOCKET)
     converge_programs(
         name="Start supervisord, or reload it, or update and restart the programs that changed or stopped",
         main=changes["main"], listeners=changes["listeners"], programs=changes["programs"], removed=removed,
@@ -175,8 +175,7 @@ def supervisord_state():
     seen = managed.snapshot()
     if seen is not None:
         return seen["supervisord"], seen["programs"]
-    pid = host.get_fact(SupervisordPid, config=CONFIG)
-    return pid, (host.get_fact(SupervisorStatus, config=CONFIG) if pid else {})
+    return host.get_fact(SupervisorStates, socket=SOCKET)
 
 
 @operation()
