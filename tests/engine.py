@@ -64,7 +64,7 @@ def ensure_engine(timeout=60.0):
 def install_engine():
     """Debian's docker.io, when there is no dockerd."""
     if not shutil.which("dockerd"):
-        apt_install("docker.io")
+        sandbox.apt_install("docker.io")
 
 
 def compose_command():
@@ -73,16 +73,9 @@ def compose_command():
     if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
         return ["docker", "compose"]
     if not shutil.which("docker-compose"):
-        apt_install("docker-compose")
+        sandbox.apt_install("docker-compose")
     return ["docker-compose"]
 
-
-def apt_install(package):
-    """A Debian package (the package lists are fetched when the install lacks them)."""
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", package]
-    if subprocess.run(install, check=False, stdout=subprocess.DEVNULL).returncode:
-        subprocess.run(["apt-get", "update", "-q"], check=True, stdout=subprocess.DEVNULL)
-        subprocess.run(install, check=True, stdout=subprocess.DEVNULL)
 
 
 def connect():

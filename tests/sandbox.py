@@ -63,8 +63,15 @@ def ensure_host_tools():
         missing.append("python3-venv")  # Debian's python3 makes no venv without it
     if missing:
         log(f"installing {' '.join(missing)}")
+        apt_install(*missing)
+
+
+def apt_install(*packages):
+    """Debian packages (the package lists are fetched when the install lacks them)."""
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]
+    if subprocess.run(install, check=False, stdout=subprocess.DEVNULL).returncode:
         sh("apt-get", "update", "-q")
-        sh("apt-get", "install", "-y", "-q", "--no-install-recommends", *missing)
+        sh(*install)
 
 
 def debian_mirror():
