@@ -56,16 +56,19 @@ def _check(variant, number):
             raise VariantError(str(error)) from None
 
 
+def tag_prefix(variant):
+    return f"{variant['tag']}-" if variant["tag"] else ""
+
+
 def tags(variant, short_sha):
     """The tags a push gives the variant's image: TAG-latest and TAG-SHORTSHA (latest and SHORTSHA without a tag)."""
-    prefix = f"{variant['tag']}-" if variant["tag"] else ""
-    return [f"{prefix}latest", f"{prefix}{short_sha}"]
+    return [f"{tag_prefix(variant)}latest", f"{tag_prefix(variant)}{short_sha}"]
 
 
 def matrix():
     """The workflow's matrix: each variant's name, its build arguments as docker/build-push-action
     takes them (NAME=VALUE lines), and its tags' prefix."""
-    return [{"name": variant["name"], "tag_prefix": f"{variant['tag']}-" if variant["tag"] else "",
+    return [{"name": variant["name"], "tag_prefix": tag_prefix(variant),
              "build_args": "\n".join(f"{name}={value}" for name, value in variant["args"].items())}
             for variant in variants()]
 
