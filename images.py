@@ -26,7 +26,8 @@ class VariantError(Exception):
 
 def variants(path=VARIANTS_FILE):
     """[{"name", "tag", "about", "args"}], each checked; VariantError on the first bad entry."""
-    listed = yaml.safe_load(Path(path).read_text()).get("variants")
+    loaded = yaml.safe_load(Path(path).read_text())
+    listed = loaded.get("variants") if isinstance(loaded, dict) else None
     if not isinstance(listed, list) or not listed:
         raise VariantError(f"{path}: `variants` is not a list of variants")
     for number, variant in enumerate(listed, 1):

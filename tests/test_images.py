@@ -58,6 +58,14 @@ def test_a_bad_variant_is_refused_with_one_line(tmp_path, entry, said):
     assert said in str(refused.value) and "\n" not in str(refused.value)
 
 
+@pytest.mark.parametrize("text", ["", "[]\n", "variants: {}\n"])
+def test_a_file_without_a_list_of_variants_is_one_line(tmp_path, text):
+    bad = tmp_path / "images.yaml"
+    bad.write_text(text)
+    with pytest.raises(images.VariantError, match="`variants` is not a list of variants"):
+        images.variants(bad)
+
+
 def test_two_variants_with_one_tag_are_refused(tmp_path):
     twice = tmp_path / "images.yaml"
     entry = "{name: %s, tag: same, about: x, args: {ACCESS: direct, MODELS_AT: start}}"
