@@ -212,6 +212,25 @@ class StandInServer:
 
 
 @contextlib.contextmanager
+def served_standin(client, prefix, ready=None):
+    """(StandInServer, StandIn): VisoMaster's stand-in made in a folder of its own and served; `ready(standin)`
+    changes it first. At the end everything named with `prefix` leaves the engine, and the folder goes."""
+    folder = sandbox.HOSTS / f"{prefix}-standin"
+    shutil.rmtree(folder, ignore_errors=True)
+    server = StandInServer(folder)
+    standin = StandIn(folder, wheels_url=server.wheels_url).make()
+    if ready:
+        ready(standin)
+    server.start()
+    try:
+        yield server, standin
+    finally:
+        remove_prefixed(client, prefix)
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def silent_listener(address, port):
     """A socket at address:port that takes TCP connections and never answers (a repository that hangs)."""
     with socket.socket() as sock:

@@ -38,23 +38,14 @@ def image(client):
     """Red's image, built once: the base from the sandbox's rootfs, VisoMaster's stand-in served on
     127.0.0.1 (named STANDIN_HOST in the build), pinned to its tag v0.1.0."""
     prefix = f"red-t{os.getpid()}"
-    folder = sandboxes.HOSTS / f"{prefix}-image-standin"
-    shutil.rmtree(folder, ignore_errors=True)
-    server = engine.StandInServer(folder)
-    standin = StandIn(folder, wheels_url=server.wheels_url).make()
-    server.start()
-    settings = {"python_version": "3.11", "visomaster_repo": f"git://{STANDIN_HOST}:{server.git_port}/origin.git",
-                "visomaster_ref": "v0.1.0", "models_at": "never", "access": "direct"}
-    tag = f"{prefix}/red:test"
-    try:
+    with engine.served_standin(client, prefix) as (server, standin):
+        settings = {"python_version": "3.11", "visomaster_repo": f"git://{STANDIN_HOST}:{server.git_port}/origin.git",
+                    "visomaster_ref": "v0.1.0", "models_at": "never", "access": "direct"}
+        tag = f"{prefix}/red:test"
         engine.build_image(client, tag, {"BASE_IMAGE": engine.base_image(client),
                                          "RED_DATA": sandboxes.red_data(settings)},
                            extra_hosts={STANDIN_HOST: "127.0.0.1"})
         yield Image(tag, prefix, standin, standin.git("rev-parse", "v0.1.0^{commit}").strip(), server.git_port)
-    finally:
-        engine.remove_prefixed(client, prefix)
-        server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def start(client, image, name, **kwargs):

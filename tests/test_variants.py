@@ -6,7 +6,6 @@ served on this machine: at the build (host network) and to the containers (the b
 import contextlib
 import hashlib
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -17,7 +16,6 @@ import sandbox as sandboxes
 from conftest import PROJECT
 from models_server import ModelServer
 from test_models import model_files, table, url_path
-from visomaster_standin import StandIn
 
 import images
 
@@ -31,34 +29,27 @@ def built(client, tmp_path_factory):
     """{variant name: image tag}, the models' files and their server; every variant built once."""
     prefix = f"red-v{os.getpid()}"
     gateway = client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
-    folder = sandboxes.HOSTS / f"{prefix}-standin"
-    shutil.rmtree(folder, ignore_errors=True)
-    server = engine.StandInServer(folder)
-    standin = StandIn(folder, wheels_url=server.wheels_url).make()
     files = model_files([1 << 20, 64 << 10])
     table_text = table(tmp_path_factory.mktemp("table"), files, "https://github.com").read_text()
-    standin.commit("A model table", {"app/processors/models_data.py": table_text})
-    standin.git("tag", REF)
-    standin.git("push", "--quiet", "origin", "main", "--tags")
-    server.start()
-    settings = {"python_version": "3.11", "visomaster_ref": REF,
-                "visomaster_repo": f"git://{STANDIN_HOST}:{server.git_port}/origin.git"}
-    try:
-        with ModelServer({url_path(name): content for name, content in files.items()}, address=gateway) as mirror:
-            settings["models_base_url"] = f"http://{MODELS_HOST}:{mirror.port}"
-            hosts = {STANDIN_HOST: "127.0.0.1", MODELS_HOST: gateway}
-            tags = {}
-            for variant in images.variants():
-                tags[variant["name"]] = f"{prefix}/red:{variant['name']}"
-                engine.build_image(client, tags[variant["name"]], {
-                    "BASE_IMAGE": engine.base_image(client), **variant["args"],
-                    "RED_DATA": sandboxes.red_data(settings)}, extra_hosts=hosts)
-            yield {"tags": tags, "files": files, "mirror": mirror, "prefix": prefix,
-                   "hosts": {STANDIN_HOST: gateway, MODELS_HOST: gateway}}
-    finally:
-        engine.remove_prefixed(client, prefix)
-        server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+
+    def with_a_model_table(standin):
+        standin.commit("A model table", {"app/processors/models_data.py": table_text})
+        standin.git("tag", REF)
+        standin.git("push", "--quiet", "origin", "main", "--tags")
+    with engine.served_standin(client, prefix, ready=with_a_model_table) as (server, _), \
+            ModelServer({url_path(name): content for name, content in files.items()}, address=gateway) as mirror:
+        settings = {"python_version": "3.11", "visomaster_ref": REF,
+                    "visomaster_repo": f"git://{STANDIN_HOST}:{server.git_port}/origin.git",
+                    "models_base_url": f"http://{MODELS_HOST}:{mirror.port}"}
+        tags = {}
+        for variant in images.variants():
+            tags[variant["name"]] = f"{prefix}/red:{variant['name']}"
+            engine.build_image(client, tags[variant["name"]], {
+                "BASE_IMAGE": engine.base_image(client), **variant["args"],
+                "RED_DATA": sandboxes.red_data(settings)},
+                extra_hosts={STANDIN_HOST: "127.0.0.1", MODELS_HOST: gateway})
+        yield {"tags": tags, "files": files, "mirror": mirror, "prefix": prefix,
+               "hosts": {STANDIN_HOST: gateway, MODELS_HOST: gateway}}
 
 
 def variants_where(**args):
