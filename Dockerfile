@@ -6,7 +6,7 @@
 # over ACCESS and MODELS_AT; secrets never: they would stay in the image's history; the instance's
 # environment gives them).
 ARG BASE_IMAGE=nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04
-FROM ${BASE_IMAGE}
+FROM ${BASE_IMAGE} AS base
 ENV DEBIAN_FRONTEND=noninteractive
 # git: the build resolves visomaster_ref before its first operation. Versions are not pinned: the base is an
 # argument (CUDA's Ubuntu, Debian) and no one version of a package is in all of them.
@@ -14,7 +14,21 @@ ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates git \
     && apt-get clean && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/red
-# the controller's packages first: an edit to a task or to the README does not reinstall them
+
+# The models (MODELS_AT=build) in a layer of their own, before everything that changes more often: this
+# stage reads only the fetcher and the settings that name the list (tasks/models_stage.py), so a change
+# to a task fetches nothing again. With another MODELS_AT it adds nothing.
+FROM base AS models
+COPY files/models/red-models /usr/local/bin/red-models
+COPY group_data/all.py group_data/
+COPY tasks/settings.py tasks/models_stage.py tasks/
+ARG MODELS_AT=start
+ARG RED_DATA
+# hadolint ignore=SC2086
+RUN python3 -m tasks.models_stage --data "models_at=${MODELS_AT}" $RED_DATA
+
+FROM models
+# the controller's packages next: an edit to a task or to the README does not reinstall them
 COPY requirements.txt ./
 RUN python3 -m venv venv && venv/bin/pip install --no-cache-dir --disable-pip-version-check -r requirements.txt
 # only what .dockerignore lets through (what Red ships)

@@ -11,8 +11,8 @@ import re
 from pyinfra import host
 from pyinfra.connectors.local import LocalConnector
 
-from tasks import (controller, desktop, diagnostics, jupyter, managed, models, onstart, portal, python, services, ssh,
-                   summary, system, visomaster, workspace)
+from tasks import (controller, desktop, diagnostics, jupyter, managed, models, models_stage, onstart, portal, python,
+                   services, ssh, summary, system, visomaster, workspace)
 from tasks.settings import ENVIRONMENT_NAMES, SAVED_SETTINGS, SETTINGS, SettingError, check, resolve, savable
 
 
@@ -69,7 +69,7 @@ services.supervisor()
 desktop.desktop()
 ssh.ssh()
 jupyter_access = jupyter.locked()
-portal.portal(jupyter.TOKEN_FILE, jupyter_access, f"{visomaster.models_dir()}/{models.STATUS}")
+portal.portal(jupyter.TOKEN_FILE, jupyter_access, f"{visomaster.models_dir()}/{models_stage.STATUS}")
 onstart.red_on_instance(savable(settings, sources))
 # The app's steps (packages, the network): a failure lets the run go on, and is named at its end.
 APP_STEP = {"_ignore_errors": True}
@@ -79,7 +79,7 @@ app_python = python.python(**APP_STEP)
 models.models(visomaster.visomaster(app_python, **APP_STEP), **APP_STEP)
 jupyter.jupyter(app_python, jupyter_access, **APP_STEP)
 if settings["phase"] == "build":
-    workspace.kept_in_the_image(f"{settings['visomaster_repo']} {settings['visomaster_ref']}")
+    workspace.kept_in_the_image(f"{settings['visomaster_repo']} {settings['visomaster_ref']}", visomaster.models_dir())
 diagnostics.diagnostics(**APP_STEP)  # the doctor and the notebook: never in the way of the desk
 services.apply()
 managed.snapshot_script(name="Snapshot script for the next run")

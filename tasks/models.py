@@ -1,6 +1,6 @@
 """VisoMaster's model files: fetched and verified by files/models/red-models (standard library,
 on the target), during the apply (models_at=build), in the background under supervisor at every
-start (models_at=start), or never. Their state is in STATUS for diagnostics."""
+start (models_at=start), or never. Their state is in models_stage.STATUS for diagnostics."""
 import shlex
 
 from pyinfra import host
@@ -8,11 +8,8 @@ from pyinfra.api import deploy
 
 from tasks import managed, services
 from tasks.facts import as_user, as_user_script
+from tasks.models_stage import DONE_MARKER, FETCHER, TABLE, fetcher_argv
 from tasks.visomaster import checkout_dir, models_dir
-
-FETCHER = "/usr/local/bin/red-models"
-STATUS = ".red-status.json"  # in models_dir
-DONE_MARKER = ".red-fetched"  # in models_dir: the list's digest, and each file's size and mtime once verified
 # The marker's lines (`want ...`), then each listed file's size, mtime and path now (`have ...`)
 DRIFT_PROBE = ('[ -f "$1" ] || exit 0; sed "s/^/want /" "$1"; cd "$2" && tail -n +2 "$1" | cut -d" " -f3- '
                '| xargs -r -d "\\n" stat -c "have %s %.9Y %n" -- 2>/dev/null; true')
@@ -32,15 +29,11 @@ def models(checkout):
 
 def model_list():
     """The manifest, or the app's own model table."""
-    return host.data.models_manifest or f"{checkout_dir()}/app/processors/models_data.py"
+    return host.data.models_manifest or f"{checkout_dir()}/{TABLE}"
 
 
 def fetch_argv():
-    data, folder = host.data, models_dir()
-    source = ["--manifest", data.models_manifest] if data.models_manifest else ["--table", model_list()]
-    mirror = ["--base-url", data.models_base_url] if data.models_base_url else []
-    return [FETCHER, *source, "--dir", folder, "--connections", str(data.models_connections), *mirror,
-            "--status", f"{folder}/{STATUS}"]
+    return fetcher_argv(host.data.dict(), model_list())
 
 
 def fetched_during_the_apply():

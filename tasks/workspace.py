@@ -3,6 +3,7 @@ there (Docker fills a new named volume from the image, a bind mount it does not)
 keeps a copy of it apart (hard links: no space twice), and a start copies it into a workspace that
 lacks the checkout, without the network."""
 import hashlib
+import posixpath
 import shlex
 
 from pyinfra import host
@@ -11,8 +12,8 @@ from pyinfra.facts.files import Directory
 
 from tasks import managed
 from tasks.facts import Checkout, as_user_script
+from tasks.models_stage import SEED
 
-SEED = "/var/lib/red/workspace-seed"
 
 
 @deploy("Workspace seed")
@@ -41,13 +42,20 @@ def seeded(checkout):
 
 
 @deploy("Workspace seed")
-def kept_in_the_image(source):
-    """In an image build: the workspace as built, kept apart for workspaces mounted empty (made again
-    when `source`, what the checkout came from, differs)."""
-    workspace, partial = host.data.workspace, f"{SEED}.new"
+def kept_in_the_image(source, models):
+    """In an image build: the workspace as built, kept apart (hard links: no space twice) for
+    workspaces mounted empty, refreshed when `source`, what the checkout came from, differs. A models
+    folder directly in the workspace that the image's models stage (tasks/models_stage.py) already
+    linked into the seed in its own layer is kept as it is: linked from that lower layer, each model
+    file would be copied."""
+    workspace = host.data.workspace
+    skipped = posixpath.relpath(models, workspace) if posixpath.dirname(models) == workspace else ""
+    entries = ('for name in * .[!.]*; do {{ [ -e "$name" ] || [ -L "$name" ]; }} || continue; '
+               'if [ "$name" = {skipped} ] && [ -d {seed}/"$name" ]; then continue; fi; '
+               'rm -rf {seed}/"$name" && cp -al "$name" {seed}/ || exit 1; done'
+               ).format(skipped=shlex.quote(skipped), seed=shlex.quote(SEED))
     return managed.once(
         name=f"The workspace, kept for empty volumes ({SEED})",
-        commands=[f"rm -rf {partial} && mkdir -p /var/lib/red && cp -al {shlex.quote(workspace)} {partial} "
-                  f"&& rm -rf {SEED} && mv -T {partial} {SEED}"],
+        commands=[f"mkdir -p {SEED} && cd {shlex.quote(workspace)} && {entries}"],
         marker=f"{SEED}.made", key=hashlib.sha256(f"{workspace} {source}".encode()).hexdigest(),
     )

@@ -8,6 +8,7 @@
     .venv/bin/python tests/benchmark.py repairs   # one and twenty edited files repaired at 100 ms
     .venv/bin/python tests/benchmark.py models [SCALE]  # upstream's model table: red-models, aria2c, curl
     .venv/bin/python tests/benchmark.py fleet     # a no-op over 1, 8, 32 and 100 hosts at 100 ms
+    .venv/bin/python tests/benchmark.py images [MB]  # each variant: size, cold build, build after a task change
 
 Prints: a cold apply; with the snapshot off and on, side by side, the remote commands and seconds
 of a no-op re-apply on loopback and at 100 ms round trip (SSH through tests/latency_proxy.py),
@@ -457,6 +458,43 @@ def print_container(figures):
         print(f"{what:52} {figure:7.2f} {unit}")
 
 
+def images_figures(model_megabytes=256):
+    """{variant: {what: figure}} for each variant in images.yaml: built from the local base with no cache,
+    its size, then built again (with the cache) after one task file changed, and the model files the
+    mirror served in that second build. The models: `model_megabytes` MB in two files, served here."""
+    import tempfile
+    import engine
+    import images
+    from test_models import model_files
+    client, started = engine.ensure_engine()
+    prefix, figures = f"red-bench{os.getpid()}", {}
+    files = model_files([model_megabytes << 20, 64 << 10])
+    try:
+        with engine.served_variants(client, prefix, files) as inputs, tempfile.TemporaryDirectory() as scratch:
+            for variant in images.variants():
+                image, seconds = engine.build_image(client, f"{prefix}/red:{variant['name']}",
+                                                    inputs.build_args(variant), inputs.extra_hosts, nocache=True)
+                figures[variant["name"]] = {"size": image.attrs["Size"] / 1e9, "cold build": seconds}
+            context = engine.context_with_a_changed_task(scratch)
+            for variant in images.variants():
+                asked = len(inputs.mirror.requests)
+                _, seconds = engine.build_image(client, f"{prefix}/red:{variant['name']}-task",
+                                                inputs.build_args(variant), inputs.extra_hosts, path=context)
+                figures[variant["name"]].update({"after a task change": seconds,
+                                                 "model requests": len(inputs.mirror.requests) - asked})
+    finally:
+        engine.stop_engine(started)
+    return figures
+
+
+def print_images(figures):
+    print(f"{'variant':14} {'size':>8} {'cold build':>11} {'after a task change':>20} {'model requests':>15}")
+    for name, figure in figures.items():
+        print(f"{name:14} {figure['size']:6.2f} GB {figure['cold build']:9.1f} s "
+              f"{figure['after a task change']:18.1f} s {figure['model requests']:15}")
+    print(f"{'all variants, after a task change':52} {sum(f['after a task change'] for f in figures.values()):7.1f} s")
+
+
 def main():
     if sys.argv[1:] == ["fetcher"]:
         print_fetcher(fetcher_against_curl())
@@ -475,6 +513,9 @@ def main():
         return
     if sys.argv[1:] == ["fleet"]:
         print_fleet(fleet_figures())
+        return
+    if sys.argv[1:2] == ["images"]:
+        print_images(images_figures(int(sys.argv[2]) if sys.argv[2:] else 256))
         return
     factory = SandboxFactory("bench")
     try:

@@ -16,13 +16,17 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import docker
 import sandbox
+from models_server import ModelServer
 from visomaster_standin import StandIn
 
 PROJECT = sandbox.PROJECT
@@ -33,6 +37,7 @@ BASE_REPOSITORY = "red-test/bookworm"
 PORTS = (22, 8080, 5901, 6901)  # sshd, Jupyter, VNC, noVNC: the image's defaults
 SUPERVISOR_STATES = {"STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED", "FATAL", "UNKNOWN"}
 COLOURS = re.compile(r"\x1b\[[0-9;]*m")  # the legacy builder colours a step's stderr
+VARIANT_HOSTS = ("red-standin", "red-models")  # VisoMaster's stand-in and the models' mirror, as builds name them
 CLIENT_TIMEOUT = 1800  # seconds one API call may wait for an answer (a build step can be silent for long)
 
 
@@ -230,6 +235,42 @@ def served_standin(client, prefix, ready=None):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@dataclass
+class VariantInputs:
+    """What every variant's build reads, served on this machine (see served_variants)."""
+    build_args: Callable  # variant (an images.yaml entry) -> the build's arguments
+    extra_hosts: dict  # the names a build resolves
+    hosts: dict  # the names a container resolves
+    mirror: ModelServer  # the model files' server; its .requests are what was asked
+
+
+@contextlib.contextmanager
+def served_variants(client, prefix, files, ref="v0.2.0"):
+    """VariantInputs for images.yaml's variants: VisoMaster's stand-in with a model table of `files` (name:
+    content) at the tag `ref`, and a mirror of those files, served at the build (host network) and to
+    containers (the bridge's gateway) under the names VARIANT_HOSTS."""
+    from test_models import table, url_path
+    gateway = client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    standin_host, models_host = VARIANT_HOSTS
+    with tempfile.TemporaryDirectory() as scratch:
+        table_text = table(Path(scratch), files, "https://github.com").read_text()
+
+    def with_a_model_table(standin):
+        standin.commit("A model table", {"app/processors/models_data.py": table_text})
+        standin.git("tag", ref)
+        standin.git("push", "--quiet", "origin", "main", "--tags")
+    with served_standin(client, prefix, ready=with_a_model_table) as (server, _), \
+            ModelServer({url_path(name): content for name, content in files.items()}, address=gateway) as mirror:
+        settings = {"python_version": "3.11", "visomaster_ref": ref,
+                    "visomaster_repo": f"git://{standin_host}:{server.git_port}/origin.git",
+                    "models_base_url": f"http://{models_host}:{mirror.port}"}
+
+        def build_args(variant):
+            return {"BASE_IMAGE": base_image(client), **variant["args"], "RED_DATA": sandbox.red_data(settings)}
+        yield VariantInputs(build_args, {standin_host: "127.0.0.1", models_host: gateway},
+                            {standin_host: gateway, models_host: gateway}, mirror)
+
+
 @contextlib.contextmanager
 def silent_listener(address, port):
     """A socket at address:port that takes TCP connections and never answers (a repository that hangs)."""
@@ -253,17 +294,17 @@ def connections_made(sock):
 
 # -- Red's image ---------------------------------------------------------------------------------
 
-def build_image(client, tag, build_args, extra_hosts=None, path=PROJECT):
+def build_image(client, tag, build_args, extra_hosts=None, path=PROJECT, nocache=False):
     """Builds the Dockerfile in `path` (the project's) as `tag` (host network: the stand-in's servers are on 127.0.0.1),
-    the build's log in tests/artifacts/build-<tag>.log. Returns (image, seconds); raises with the
-    log's last 40 lines when the build fails."""
+    the build's log in tests/artifacts/build-<tag>.log; `nocache`: every step again. Returns (image, seconds);
+    raises with the log's last 40 lines when the build fails."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log_path = ARTIFACTS / f"build-{tag.replace('/', '_').replace(':', '_')}.log"
     last = deque(maxlen=40)
     started = time.monotonic()
     with log_path.open("w") as log:
         for chunk in client.api.build(path=str(path), tag=tag, buildargs=build_args, network_mode="host",
-                                      extra_hosts=extra_hosts, rm=True, forcerm=True, decode=True):
+                                      extra_hosts=extra_hosts, rm=True, forcerm=True, decode=True, nocache=nocache):
             text = COLOURS.sub("", chunk.get("stream") or chunk.get("status") or "")
             if "error" in chunk:
                 text = f"ERROR: {chunk['error']}\n"
@@ -273,6 +314,15 @@ def build_image(client, tag, build_args, extra_hosts=None, path=PROJECT):
             if "error" in chunk:
                 raise RuntimeError(f"building {tag} failed (log: {log_path}):\n" + "\n".join(last))
     return client.images.get(tag), time.monotonic() - started
+
+
+def context_with_a_changed_task(folder):
+    """A copy of the project's build context in `folder` with one line added to a task file; returns the copy."""
+    context = Path(folder) / "context"
+    shutil.copytree(PROJECT, context, ignore=shutil.ignore_patterns(".venv", ".git", "tests", "__pycache__"))
+    with (context / "tasks" / "desktop.py").open("a") as task:
+        task.write("# a changed task\n")
+    return context
 
 
 # -- containers ----------------------------------------------------------------------------------

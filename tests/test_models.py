@@ -93,6 +93,26 @@ def test_everything_is_fetched_and_verified_then_nothing_again(tmp_path, served)
     assert len(server.requests) == requests_before, "a second run asks the network nothing"
 
 
+def test_verified_files_keep_whole_second_mtimes_that_an_image_layer_keeps(tmp_path, served):
+    """A layer keeps mtimes to the second: the sizes and mtimes that --done and the verified file record
+    must still be true in an image built from the folder, or its first start would hash every file again."""
+    server, files = served
+    folder, marker = tmp_path / "models", tmp_path / "done"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / next(iter(files))).write_bytes(next(iter(files.values())))  # there already, verified by hash
+    done = fetch(table(tmp_path, files, server.url("")), folder, "--done", str(marker))
+    assert done.returncode == 0, done.stderr
+    for name in files:
+        assert (folder / "sub" / name).stat().st_mtime_ns % 10 ** 9 == 0, name
+    for line in marker.read_text().splitlines()[1:]:
+        size, mtime, path = line.split(" ", 2)
+        assert mtime.endswith(".000000000") and int(size) == (folder / path).stat().st_size
+    os.utime(folder / "sub" / next(iter(files)), ns=(0, 10 ** 9 * 1700000000 + 1))  # an edit at some nanosecond
+    requests = len(server.requests)
+    assert fetch(table(tmp_path, files, server.url("")), folder).returncode == 0
+    assert len(server.requests) == requests, "a file whose mtime moved is hashed, not fetched"
+
+
 LARGE = 24 << 20  # split into pieces of 4 MiB and more (red-models' SMALLEST_PIECE)
 
 

@@ -1,55 +1,45 @@
 """Every variant in images.yaml, built by the real Docker engine (tests/engine.py) from the local base
 in one run (every layer before the deploy's shared), started as vast starts it and checked as the
 workflow checks it (tests/smoke), and each one's own: the models in the image or fetched at the
-first start, the portal's token or the VNC password. VisoMaster's stand-in and its model mirror are
-served on this machine: at the build (host network) and to the containers (the bridge's gateway)."""
+first start, the portal's token or the VNC password; a task changed fetches no model again; and
+docker-compose.yml brought up. VisoMaster's stand-in and its model mirror are served on this machine
+(engine.served_variants)."""
 import contextlib
 import hashlib
 import os
+import pathlib
+import shutil
 import socket
 import subprocess
 import time
+import urllib.request
 
 import engine
 import pytest
 import sandbox as sandboxes
+import yaml
 from conftest import PROJECT
-from models_server import ModelServer
-from test_models import model_files, table, url_path
+from test_models import model_files
 
 import images
+from tasks.models_stage import DONE_MARKER, SEED
 
-STANDIN_HOST, MODELS_HOST = "red-standin", "red-models"  # names the build and the containers resolve
 MODELS = "/workspace/models"
-REF = "v0.2.0"  # the stand-in's tag with a model table (a tag: a start asks no repository)
+MARKER = f"{MODELS}/{DONE_MARKER}"
 
 
 @pytest.fixture(scope="module")
-def built(client, tmp_path_factory):
+def built(client):
     """{variant name: image tag}, the models' files and their server; every variant built once."""
     prefix = f"red-v{os.getpid()}"
-    gateway = client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
     files = model_files([1 << 20, 64 << 10])
-    table_text = table(tmp_path_factory.mktemp("table"), files, "https://github.com").read_text()
-
-    def with_a_model_table(standin):
-        standin.commit("A model table", {"app/processors/models_data.py": table_text})
-        standin.git("tag", REF)
-        standin.git("push", "--quiet", "origin", "main", "--tags")
-    with engine.served_standin(client, prefix, ready=with_a_model_table) as (server, _), \
-            ModelServer({url_path(name): content for name, content in files.items()}, address=gateway) as mirror:
-        settings = {"python_version": "3.11", "visomaster_ref": REF,
-                    "visomaster_repo": f"git://{STANDIN_HOST}:{server.git_port}/origin.git",
-                    "models_base_url": f"http://{MODELS_HOST}:{mirror.port}"}
-        tags = {}
+    with engine.served_variants(client, prefix, files) as inputs:
+        tags = {variant["name"]: f"{prefix}/red:{variant['name']}" for variant in images.variants()}
         for variant in images.variants():
-            tags[variant["name"]] = f"{prefix}/red:{variant['name']}"
-            engine.build_image(client, tags[variant["name"]], {
-                "BASE_IMAGE": engine.base_image(client), **variant["args"],
-                "RED_DATA": sandboxes.red_data(settings)},
-                extra_hosts={STANDIN_HOST: "127.0.0.1", MODELS_HOST: gateway})
-        yield {"tags": tags, "files": files, "mirror": mirror, "prefix": prefix,
-               "hosts": {STANDIN_HOST: gateway, MODELS_HOST: gateway}}
+            engine.build_image(client, tags[variant["name"]], inputs.build_args(variant),
+                               extra_hosts=inputs.extra_hosts)
+        yield {"tags": tags, "files": files, "mirror": inputs.mirror, "prefix": prefix, "inputs": inputs,
+               "hosts": inputs.hosts}
 
 
 def variants_where(**args):
@@ -90,12 +80,60 @@ def test_each_variant_starts_and_passes_the_smoke_test(built, name):
 @pytest.mark.parametrize("name", variants_where(MODELS_AT="build"))
 def test_a_models_variant_holds_every_model_verified_and_starts_with_no_download(client, built, name):
     asked = len(built["mirror"].requests)
+    marker_in_the_image = client.containers.run(built["tags"][name], ["stat", "-c", "%.9Y", MARKER],
+                                                remove=True).decode()
     with started(client, built, name) as container:
         assert model_digests(container) == expected_digests(built)
         status = container.exec_run(["cat", f"{MODELS}/.red-status.json"]).output.decode()
         assert '"state": "done"' in status
         assert "models" not in engine.programs(container), "no fetcher runs at a start"
+        assert container.exec_run(["stat", "-c", "%.9Y", MARKER]).output.decode() == marker_in_the_image, \
+            "the start found the models as they were verified: it ran no fetcher (which hashes every file)"
     assert len(built["mirror"].requests) == asked, "the start asked the mirror nothing"
+
+
+@pytest.mark.parametrize("name", variants_where(MODELS_AT="build"))
+def test_a_models_variant_holds_its_models_once_in_a_layer_before_reds_files(client, built, name):
+    image = client.images.get(built["tags"][name])
+    stage = next(step for step in client.api.history(image.id) if "tasks.models_stage" in step["CreatedBy"])
+    assert stage["Size"] >= sum(len(content) for content in built["files"].values())
+    top = pathlib.Path(image.attrs["GraphDriver"]["Data"]["UpperDir"])  # the deploy's layer, on this machine
+    assert top.is_dir()
+    for folder in (MODELS, f"{SEED}/models"):
+        assert not (top / folder.lstrip("/") / "sub").exists(), f"{folder}: no model file copied by the deploy's layer"
+
+
+def test_a_changed_task_builds_the_image_again_without_fetching_the_models(client, built, tmp_path):
+    """The default variant built again from the same files but one task: only Red's files and the deploy's
+    layers are new, and the mirror is asked nothing."""
+    variant = next(variant for variant in images.variants() if variant["name"] == "default")
+    context = engine.context_with_a_changed_task(tmp_path)
+    asked = len(built["mirror"].requests)
+    tag = f"{built['prefix']}/red:changed-task"
+    rebuilt, _ = engine.build_image(client, tag, built["inputs"].build_args(variant),
+                                    extra_hosts=built["inputs"].extra_hosts, path=context)
+    before = client.images.get(built["tags"]["default"]).attrs["RootFS"]["Layers"]
+    after = rebuilt.attrs["RootFS"]["Layers"]
+    assert len(after) == len(before) and after[:-2] == before[:-2], "only Red's files and the deploy are new"
+    assert len(built["mirror"].requests) == asked, "the build fetched no model"
+    with_models = client.containers.run(tag, ["sh", "-c", f"cd {MODELS}/sub && sha256sum *"], remove=True).decode()
+    assert {line.split()[1]: line.split()[0] for line in with_models.splitlines()} == expected_digests(built)
+
+
+@pytest.mark.parametrize("name", variants_where(MODELS_AT="build"))
+def test_a_models_variant_seeds_its_models_into_a_workspace_mounted_empty_without_the_network(client, built, name):
+    workspace = sandboxes.HOSTS / f"{built['prefix']}-{name}-empty-workspace"
+    shutil.rmtree(workspace, ignore_errors=True)
+    workspace.mkdir(parents=True)
+    container = engine.run(client, built["tags"][name], f"{built['prefix']}-{name}-seeded", network="none",
+                           volumes={str(workspace): {"bind": "/workspace", "mode": "rw"}})
+    try:
+        engine.wait_all_running(container, timeout=120)
+        assert model_digests(container) == expected_digests(built)
+        assert "models" not in engine.programs(container)
+    finally:
+        engine.remove(container)
+        shutil.rmtree(workspace, ignore_errors=True)
 
 
 @pytest.mark.parametrize("name", variants_where(MODELS_AT="start"))
@@ -133,3 +171,42 @@ def test_a_direct_variant_asks_for_the_vnc_password(client, built, name):
         count = vnc.recv(1)[0]
         types = set(vnc.recv(count))
     assert 2 in types and 1 not in types, f"security types {types}: 2 is the VNC password, 1 none"
+
+
+def test_docker_compose_up_starts_the_desk_from_the_compose_file(client, built, tmp_path):
+    """docker-compose.yml with the example .env (the image built here, ports free on this machine, a VNC
+    password) brought up by compose: the desk starts, listening on 127.0.0.1 only, with /workspace a
+    named volume that Docker filled from the image. This machine has no GPU, so the reservation is taken
+    out of compose's own resolution of the file: an override cannot remove it in Debian's compose 1.29,
+    which merges an override's device list into the file's (compose v2's `!reset` could)."""
+    project = f"{built['prefix']}-compose"
+    image, tag = built["tags"]["default"].rsplit(":", 1)
+    ports = {name: sandboxes.free_port() for name in ("RED_PORTAL_PORT", "RED_NOVNC_PORT", "RED_JUPYTER_PORT",
+                                                      "RED_SSH_PORT")}
+    settings = {"RED_IMAGE": image, "RED_TAG": tag, "VNC_PASSWORD": "compose-secret-4d1", **ports}
+    shutil.copy(PROJECT / "docker-compose.yml", tmp_path)
+    (tmp_path / ".env").write_text("".join(
+        f"{line.partition('=')[0]}={settings[line.partition('=')[0]]}\n" if line.partition("=")[0] in settings
+        else f"{line}\n" for line in (PROJECT / ".env.example").read_text().splitlines()))
+    compose = [*engine.compose_command(), "--project-name", project]
+    resolved = yaml.safe_load(subprocess.run([*compose, "config"], cwd=tmp_path, capture_output=True, text=True,
+                                             check=True).stdout)
+    assert resolved["services"]["red"].pop("deploy")["resources"]["reservations"]["devices"]
+    (tmp_path / "without-gpu.yml").write_text(yaml.safe_dump(resolved))
+    up = [*compose, "--file", "without-gpu.yml"]
+    try:
+        done = subprocess.run([*up, "up", "--detach", "--no-build"], cwd=tmp_path, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        container, = client.containers.list(filters={"label": f"com.docker.compose.project={project}"})
+        engine.wait_all_running(container, timeout=120)
+        bindings = container.attrs["HostConfig"]["PortBindings"]
+        assert {binding["HostIp"] for published in bindings.values() for binding in published} == {"127.0.0.1"}
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports['RED_NOVNC_PORT']}/vnc.html", timeout=10) as page:
+            assert page.status == 200
+        with socket.create_connection(("127.0.0.1", ports["RED_SSH_PORT"]), timeout=10) as ssh:
+            assert ssh.recv(64).startswith(b"SSH-2.0-")
+        assert model_digests(container) == expected_digests(built)
+        volume = next(mount for mount in container.attrs["Mounts"] if mount["Destination"] == "/workspace")
+        assert volume["Type"] == "volume" and volume["Name"] == f"{project}_workspace"
+    finally:
+        subprocess.run([*up, "down", "--volumes"], cwd=tmp_path, capture_output=True)

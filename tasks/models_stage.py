@@ -1,0 +1,122 @@
+"""The models of an image built with MODELS_AT=build, fetched in a Docker stage of their own that comes
+before Red's files (see the Dockerfile): a change to a task builds the image again without fetching
+them again, and they stay one layer that a push does not send again. It runs before the controller's
+venv exists, so it needs only the standard library and tasks/settings.py:
+
+    python3 -m tasks.models_stage --data models_at=build [--data NAME=VALUE ...]
+
+The settings are resolved and checked as the deploy does (group_data/all.py, then --data). The deploy
+that follows verifies what this stage left by red-models' marker, hashing nothing: when the list has
+changed since (a branch that moved), it fetches what is missing as it would without this stage."""
+import os
+import posixpath
+import runpy
+import shlex
+import subprocess
+import sys
+import tempfile
+
+from tasks.settings import SETTINGS, SettingError, resolve
+
+FETCHER = "/usr/local/bin/red-models"
+STATUS = ".red-status.json"  # in models_dir
+DONE_MARKER = ".red-fetched"  # in models_dir: the list's digest, and each file's size and mtime once verified
+TABLE = "app/processors/models_data.py"  # the app's own model table, in its checkout
+SEED = "/var/lib/red/workspace-seed"  # what the image keeps of its workspace for one mounted empty
+FULL_COMMIT = 40
+
+
+def models_dir(settings):
+    return settings["models_dir"] or f"{settings['workspace']}/models"
+
+
+def fetcher_argv(settings, listed):
+    """red-models' command line for the list `listed` (the manifest, or a model table)."""
+    folder = models_dir(settings)
+    source = ["--manifest", listed] if settings["models_manifest"] else ["--table", listed]
+    mirror = ["--base-url", settings["models_base_url"]] if settings["models_base_url"] else []
+    return [FETCHER, *source, "--dir", folder, "--connections", str(settings["models_connections"]), *mirror,
+            "--status", f"{folder}/{STATUS}"]
+
+
+def seed_path(settings):
+    """Where the image's seed keeps the models folder, or None when it is not inside the workspace."""
+    relative = posixpath.relpath(models_dir(settings), settings["workspace"])
+    return None if relative.startswith("..") else f"{SEED}/{relative}"
+
+
+def command_line(argv):
+    """`--data NAME=VALUE` words as the deploy's command line gives them (values as strings: each
+    setting's check converts them)."""
+    words, data = list(argv), {}
+    while words:
+        flag = words.pop(0)
+        if flag != "--data" or not words or "=" not in words[0]:
+            raise SettingError(f"expected --data NAME=VALUE, not {flag!r}")
+        name, value = words.pop(0).split("=", 1)
+        data[name] = value
+    return data
+
+
+def defaults():
+    values = runpy.run_path("group_data/all.py")
+    return {name: values[name] for name in SETTINGS if values.get(name) is not None}
+
+
+def run(*argv, **options):
+    subprocess.run(argv, check=True, **options)
+
+
+def fetch_table(repo, ref, folder):
+    """The app's model table at `ref` (a branch, a tag or a full commit hash), in `folder`."""
+    environment = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    if len(ref) == FULL_COMMIT:
+        run("git", "clone", "--quiet", "--no-checkout", "--", repo, folder, env=environment)
+    else:
+        run("git", "clone", "--quiet", "--no-checkout", "--depth", "1", "--branch", ref, "--", repo, folder,
+            env=environment)
+        ref = "HEAD"
+    run("git", "-C", folder, "checkout", "--quiet", ref, "--", TABLE, env=environment)
+    return f"{folder}/{TABLE}"
+
+
+def desktop_user(name):
+    """The desktop user as the deploy makes it (its home, bash), so that the models are its own."""
+    if subprocess.run(["id", "-u", name], capture_output=True).returncode:
+        run("useradd", "--create-home", "--home-dir", f"/home/{name}", "--shell", "/bin/bash", name)
+
+
+def fetched(settings):
+    """The models fetched and verified into models_dir, owned by the desktop user, and linked into the
+    seed in this same layer (hard links: the files are in the image once)."""
+    user, folder, workspace = settings["desktop_user"], models_dir(settings), settings["workspace"]
+    desktop_user(user)
+    run("install", "-d", "-o", "root", "-g", user, "-m", "2775", workspace)
+    run("install", "-d", "-o", user, "-g", user, "-m", "2775", folder)
+    with tempfile.TemporaryDirectory() as scratch:
+        listed = settings["models_manifest"] or fetch_table(settings["visomaster_repo"], settings["visomaster_ref"],
+                                                            f"{scratch}/app")
+        run(*fetcher_argv(settings, listed), "--done", f"{folder}/{DONE_MARKER}")
+    run("chown", "-R", f"{user}:{user}", "--", folder)
+    if seed := seed_path(settings):
+        run("mkdir", "-p", "--", posixpath.dirname(seed))
+        run("cp", "-al", "--", folder, seed)
+
+
+def main(argv):
+    try:
+        settings, _ = resolve(defaults(), {**command_line(argv), "phase": "build"}, {}, {})
+    except SettingError as error:
+        raise SystemExit(f"red: {error}") from None
+    if settings["models_at"] != "build":
+        print("red: models_at is not build: the image's models are not fetched here")
+        return
+    if settings["models_manifest"] and not os.path.isfile(settings["models_manifest"]):
+        print(f"red: the manifest {shlex.quote(settings['models_manifest'])} is not in the image yet: the deploy "
+              "fetches the models")
+        return
+    fetched(settings)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
