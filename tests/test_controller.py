@@ -1,10 +1,13 @@
 """The controller's replacements for pyinfra's costly steps give pyinfra's own values (tasks/controller.py)."""
+import inspect
 import sys
 from types import SimpleNamespace
 
 import pyinfra
 import pytest
-from pyinfra.api import arguments, util
+from pyinfra.api import Config, Inventory, State, arguments, util
+from pyinfra.api.exceptions import ArgumentTypeError
+from pyinfra.api.host import HostData
 
 from tasks import controller
 
@@ -38,3 +41,67 @@ def test_installed_once_and_global_arguments_are_pyinfras(monkeypatch):
     assert operation.get_operation_order_from_stack is controller.operation_order
     assert cached() == cached.__wrapped__() and cached() is cached()
     assert not hasattr(cached.__wrapped__, "__wrapped__"), "wrapped once, not once per host"
+
+
+def inventory_and_state():
+    """A real inventory: global argument names set in every layer a host's data has."""
+    inventory = Inventory((["one", ("two", {"_sudo": True, "name": "from the host", "vnc": "1024x768"})],
+                           {"_timeout": 5}),
+                          override_data={"_retries": 1},
+                          web=(["two"], {"_sudo_user": "www", "_env": {"A": "1"}}),
+                          db=(["one", "two"], {"_sudo_user": "db", "_chdir": "/srv"}))
+    return inventory, State(inventory, Config())
+
+
+@pytest.mark.parametrize("name", ["one", "two"])
+@pytest.mark.parametrize("deploy_kwargs", [None, {"_sudo": True, "_chdir": "/deploy"}])
+@pytest.mark.parametrize("kwargs", [{}, {"_sudo": False, "name": "Op", "path": "/x"},
+                                    {"_retries": 3, "_env": {"B": "2"}, "_if": [bool]}])
+def test_global_arguments_are_pyinfras(name, deploy_kwargs, kwargs):
+    inventory, state = inventory_and_state()
+    host = inventory.get_host(name)
+    host.current_deploy_kwargs = deploy_kwargs
+    host.data._chdir = "/set/in/the/deploy"  # the override layer a deploy writes to
+    theirs, ours = dict(kwargs), dict(kwargs)
+    assert controller.POP_GLOBAL_ARGUMENTS(state, host, theirs) == controller.global_arguments(state, host, ours)
+    assert theirs == ours, "the same names popped from the operation's arguments"
+
+
+def test_a_bad_global_argument_is_refused_as_pyinfra_refuses_it():
+    inventory, state = inventory_and_state()
+    errors = []
+    for pop in (controller.POP_GLOBAL_ARGUMENTS, controller.global_arguments):
+        with pytest.raises(ArgumentTypeError) as error:
+            pop(state, inventory.get_host("one"), {"_retries": "many"})
+        errors.append(str(error.value))
+    assert errors[0] == errors[1]
+
+
+@pytest.mark.parametrize("key", ["_sudo", "_sudo_user", "_retries", "_timeout", "vnc", "name", "missing"])
+def test_host_data_and_groups_data_are_pyinfras(key):
+    inventory, _ = inventory_and_state()
+    for host in inventory:
+        values = []
+        for lookup in (controller.HOST_DATA_VALUE, controller.host_data_value):
+            try:
+                values.append(lookup(host.data, key))
+            except AttributeError as error:
+                values.append(str(error))
+        assert values[0] == values[1]
+        assert controller.groups_data(inventory, tuple(host.groups)) == controller.GROUPS_DATA(inventory, host.groups)
+
+
+def test_host_data_installed_once_and_signatures_are_inspects(monkeypatch):
+    operation = sys.modules["pyinfra.api.operation"]
+    monkeypatch.setattr(HostData, "__getattr__", HostData.__getattr__)
+    monkeypatch.setattr(Inventory, "get_groups_data", Inventory.get_groups_data)
+    monkeypatch.setattr(operation, "signature", operation.signature)
+    for module in controller.POP_GLOBAL_ARGUMENTS_USERS:
+        monkeypatch.setattr(module, "pop_global_arguments", module.pop_global_arguments)
+    controller.faster_host_data()
+    controller.faster_host_data()
+    assert HostData.__getattr__ is controller.host_data_value
+    assert all(module.pop_global_arguments is controller.global_arguments
+               for module in controller.POP_GLOBAL_ARGUMENTS_USERS)
+    assert operation.signature(inventory_and_state) == inspect.signature(inventory_and_state)
+    assert not hasattr(operation.signature.__wrapped__, "__wrapped__"), "wrapped once, not once per host"
