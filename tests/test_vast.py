@@ -12,7 +12,7 @@ import time
 import urllib.parse
 
 import pytest
-from conftest import PROJECT
+from conftest import PROJECT, SHUTDOWN_SUPERVISORD
 from sandbox import red_data
 
 from tasks.desktop import PASSWORD_FILE as VNC_PASSWORD_FILE
@@ -269,13 +269,13 @@ def test_the_bootstrap_makes_a_desk_of_a_bare_rootfs_then_only_starts_it(sandbox
     first = start(RED_REPO=f"file://{repository}", RED_REF="main", RED_DATA=red_data(settings))
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
     assert desk_is_up(host)
-    host.ssh("supervisorctl shutdown")  # the container stops
+    host.ssh(SHUTDOWN_SUPERVISORD)  # the container stops (and is gone before the next start)
     again = start()
     assert again.returncode == 0, again.stdout[-3000:]
     assert "getting Red" not in again.stdout and "] No changes" in again.stdout
     assert "] Success" not in again.stdout, "only onstart.sh, which changes nothing"
     assert desk_is_up(host)
-    host.ssh("supervisorctl shutdown")
+    host.ssh(SHUTDOWN_SUPERVISORD)
     repository.rename(repository.with_suffix(".cut"))  # the repository out of reach
     cut = start(RED_REPO=f"file://{repository}", RED_REF="main")
     assert cut.returncode == 0, cut.stdout[-3000:]
