@@ -26,23 +26,25 @@ SEED = "/var/lib/red/workspace-seed"  # what the image keeps of its workspace fo
 FULL_COMMIT = 40
 
 
-def models_dir(settings):
-    return settings["models_dir"] or f"{settings['workspace']}/models"
+def models_folder(models_dir, workspace):
+    """The models' folder: the setting models_dir, else <workspace>/models."""
+    return models_dir or f"{workspace}/models"
+
+
+def seeded_entry(folder, workspace):
+    """The workspace entry this stage links into the image's seed, and the deploy's seed then keeps: the
+    models folder's name when it lies directly in the workspace, else None (the deploy links the whole
+    entry that holds a deeper folder)."""
+    return posixpath.basename(folder) if posixpath.dirname(folder) == workspace else None
 
 
 def fetcher_argv(settings, listed):
     """red-models' command line for the list `listed` (the manifest, or a model table)."""
-    folder = models_dir(settings)
+    folder = models_folder(settings["models_dir"], settings["workspace"])
     source = ["--manifest", listed] if settings["models_manifest"] else ["--table", listed]
     mirror = ["--base-url", settings["models_base_url"]] if settings["models_base_url"] else []
     return [FETCHER, *source, "--dir", folder, "--connections", str(settings["models_connections"]), *mirror,
             "--status", f"{folder}/{STATUS}"]
-
-
-def seed_path(settings):
-    """Where the image's seed keeps the models folder, or None when it is not inside the workspace."""
-    relative = posixpath.relpath(models_dir(settings), settings["workspace"])
-    return None if relative.startswith("..") else f"{SEED}/{relative}"
 
 
 def command_line(argv):
@@ -89,7 +91,8 @@ def desktop_user(name):
 def fetched(settings):
     """The models fetched and verified into models_dir, owned by the desktop user, and linked into the
     seed in this same layer (hard links: the files are in the image once)."""
-    user, folder, workspace = settings["desktop_user"], models_dir(settings), settings["workspace"]
+    user, workspace = settings["desktop_user"], settings["workspace"]
+    folder = models_folder(settings["models_dir"], workspace)
     desktop_user(user)
     run("install", "-d", "-o", "root", "-g", user, "-m", "2775", workspace)
     run("install", "-d", "-o", user, "-g", user, "-m", "2775", folder)
@@ -98,9 +101,9 @@ def fetched(settings):
                                                             f"{scratch}/app")
         run(*fetcher_argv(settings, listed), "--done", f"{folder}/{DONE_MARKER}")
     run("chown", "-R", f"{user}:{user}", "--", folder)
-    if seed := seed_path(settings):
-        run("mkdir", "-p", "--", posixpath.dirname(seed))
-        run("cp", "-al", "--", folder, seed)
+    if entry := seeded_entry(folder, workspace):
+        run("mkdir", "-p", "--", SEED)
+        run("cp", "-al", "--", folder, f"{SEED}/{entry}")
 
 
 def main(argv):

@@ -11,6 +11,7 @@ from pyinfra.facts.files import File
 from tasks import git, managed, services
 from tasks.desktop import DISPLAY, WAIT_FOR_DISPLAY
 from tasks.facts import as_user
+from tasks.models_stage import models_folder
 from tasks.secrets import SECRETS_DIR
 
 # What Qt 6 needs on X11, ffmpeg (found on PATH) and fonts.
@@ -29,7 +30,7 @@ def checkout_dir():
 
 
 def models_dir():
-    return host.data.models_dir or f"{host.data.workspace}/models"
+    return models_folder(host.data.models_dir, host.data.workspace)
 
 
 def workspace_folders():

@@ -3,7 +3,6 @@ there (Docker fills a new named volume from the image, a bind mount it does not)
 keeps a copy of it apart (hard links: no space twice), and a start copies it into a workspace that
 lacks the checkout, without the network."""
 import hashlib
-import posixpath
 import shlex
 
 from pyinfra import host
@@ -12,7 +11,7 @@ from pyinfra.facts.files import Directory
 
 from tasks import managed
 from tasks.facts import Checkout, as_user_script
-from tasks.models_stage import SEED
+from tasks.models_stage import SEED, seeded_entry
 
 
 
@@ -44,12 +43,12 @@ def seeded(checkout):
 @deploy("Workspace seed")
 def kept_in_the_image(source, models):
     """In an image build: the workspace as built, kept apart (hard links: no space twice) for
-    workspaces mounted empty, refreshed when `source`, what the checkout came from, differs. A models
-    folder directly in the workspace that the image's models stage (tasks/models_stage.py) already
-    linked into the seed in its own layer is kept as it is: linked from that lower layer, each model
-    file would be copied."""
+    workspaces mounted empty, refreshed when `source`, what the checkout came from, differs. The models
+    folder that the image's models stage already linked into the seed in its own layer
+    (models_stage.seeded_entry) is kept as it is: linked from that lower layer, each model file would
+    be copied."""
     workspace = host.data.workspace
-    skipped = posixpath.relpath(models, workspace) if posixpath.dirname(models) == workspace else ""
+    skipped = seeded_entry(models, workspace) or ""
     entries = ('for name in * .[!.]*; do {{ [ -e "$name" ] || [ -L "$name" ]; }} || continue; '
                'if [ "$name" = {skipped} ] && [ -d {seed}/"$name" ]; then continue; fi; '
                'rm -rf {seed}/"$name" && cp -al "$name" {seed}/ || exit 1; done'

@@ -26,6 +26,7 @@ from tasks.models_stage import DONE_MARKER, SEED
 
 MODELS = "/workspace/models"
 MARKER = f"{MODELS}/{DONE_MARKER}"
+LIST_DIGESTS = ["sh", "-c", f"cd {MODELS}/sub && sha256sum *"]  # each model file's SHA-256 and name
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +60,13 @@ def started(client, built, name):
         engine.remove(container)
 
 
-def model_digests(container):
-    listing = container.exec_run(["sh", "-c", f"cd {MODELS}/sub && sha256sum *"]).output.decode()
+def digests(listing):
+    """{file: SHA-256} from LIST_DIGESTS' output."""
     return {line.split()[1]: line.split()[0] for line in listing.splitlines()}
+
+
+def model_digests(container):
+    return digests(container.exec_run(LIST_DIGESTS).output.decode())
 
 
 def expected_digests(built):
@@ -116,8 +121,7 @@ def test_a_changed_task_builds_the_image_again_without_fetching_the_models(clien
     after = rebuilt.attrs["RootFS"]["Layers"]
     assert len(after) == len(before) and after[:-2] == before[:-2], "only Red's files and the deploy are new"
     assert len(built["mirror"].requests) == asked, "the build fetched no model"
-    with_models = client.containers.run(tag, ["sh", "-c", f"cd {MODELS}/sub && sha256sum *"], remove=True).decode()
-    assert {line.split()[1]: line.split()[0] for line in with_models.splitlines()} == expected_digests(built)
+    assert digests(client.containers.run(tag, LIST_DIGESTS, remove=True).decode()) == expected_digests(built)
 
 
 @pytest.mark.parametrize("name", variants_where(MODELS_AT="build"))
