@@ -3,6 +3,7 @@ and noVNC (websockify) serving it to a browser; all four under supervisor. Locke
 from pyinfra import host, logger
 from pyinfra.api import deploy
 from tasks import managed, portal, secrets, services
+from tasks.packages import DESKTOP, WINDOW_MANAGER
 from tasks.secrets import SECRETS_DIR
 
 DISPLAY = ":1"
@@ -12,10 +13,6 @@ TERMINAL = 'xterm -fa "DejaVu Sans Mono" -fs 12'
 WAIT_FOR_DISPLAY = "/usr/local/bin/red-wait-display"
 XVFB = "/usr/local/bin/red-xvfb"  # Xvfb, after clearing a lock no live X server holds
 NOVNC_WEB = "/usr/share/novnc"
-# Neither x11-utils nor a wallpaper setter: fluxbox runs `fbsetbg` at start, which pops up an
-# xmessage without a setter, and paints the screen black with one (feh).
-PACKAGES = ["xvfb", "x11vnc", "novnc", "websockify", "x11-xserver-utils", "xterm", "fonts-dejavu-core", "wmctrl"]
-WINDOW_MANAGER_PACKAGES = {"fluxbox": ["fluxbox"], "openbox": ["openbox"]}
 VNC_PASSWORD_LENGTH = 8  # VNC authentication uses the first 8 characters only
 
 
@@ -23,7 +20,7 @@ VNC_PASSWORD_LENGTH = 8  # VNC authentication uses the first 8 characters only
 def desktop():
     data = host.data
     home = f"/home/{data.desktop_user}"
-    managed.packages(name="Desktop packages", packages=PACKAGES + WINDOW_MANAGER_PACKAGES[data.window_manager])
+    managed.packages(name="Desktop packages", packages=DESKTOP + WINDOW_MANAGER[data.window_manager])
     managed.put(name="Wait-for-display wrapper", src="files/desktop/red-wait-display", dest=WAIT_FOR_DISPLAY,
                 mode="755")
     xvfb_start = managed.put(name="Xvfb wrapper (clears a stale X lock)", src="files/desktop/red-xvfb", dest=XVFB,

@@ -1,6 +1,5 @@
 """JupyterLab: in its own environment (apart from the app's), with a kernel that runs in the
 app's environment, under supervisor, and never open without a token unless jupyter_open says so."""
-import hashlib
 import shlex
 
 from pyinfra import host, logger
@@ -9,11 +8,10 @@ from pyinfra.facts.files import File
 
 from tasks import managed, portal, secrets, services
 from tasks.facts import as_user
+from tasks.packages import APP_KERNEL, APP_KERNEL_MARKER, JUPYTER
 from tasks.secrets import SECRETS_DIR
 
-VENV = "/opt/jupyter/venv"
-PACKAGES = ["jupyterlab==4.4.10", "ipykernel==7.4.0"]  # ipykernel: Jupyter's own Python kernel
-APP_KERNEL = "ipykernel==7.4.0"  # installed into the app's environment, for its kernel
+VENV = JUPYTER.venv
 CONFIG = f"{SECRETS_DIR}/jupyter_server_config.py"  # root only: it reads the token file
 TOKEN_FILE = f"{SECRETS_DIR}/jupyter-token"
 KERNELS = "/usr/local/share/jupyter/kernels"  # on every Jupyter's data path
@@ -43,12 +41,8 @@ def root_dir():
 @deploy("JupyterLab")
 def jupyter(interpreter, access):
     """JupyterLab's environment, the app's kernel and the program; `access` is what locked() returned."""
-    installed = managed.once(
-        name="JupyterLab in its own environment",
-        commands=[f"python3 -m venv {VENV} && {VENV}/bin/pip install -q --disable-pip-version-check "
-                  + " ".join(PACKAGES)],
-        marker=f"{VENV}/red-installed", key=hashlib.sha256(" ".join(PACKAGES).encode()).hexdigest(),
-    )
+    installed = managed.once(name="JupyterLab in its own environment", commands=[JUPYTER.command],
+                             marker=JUPYTER.marker, key=JUPYTER.key)
     kernel = app_kernel(interpreter)
     if portal.left_to_another("Jupyter", host.data.jupyter_port):
         return
@@ -62,7 +56,7 @@ def app_kernel(interpreter):
     environment is the desktop user's: the kernel runs as that user (KERNEL_AS_USER), and so does
     pip when it adds ipykernel there."""
     app_venv, user = host.data.visomaster_venv, host.data.desktop_user
-    marker = f"{app_venv}/red-ipykernel"  # in the environment in use: a new one gets it again
+    marker = f"{app_venv}/{APP_KERNEL_MARKER}"
     managed.put(name="Kernel runner (as the desktop user)", src="files/jupyter/red-kernel-as-user",
                 dest=KERNEL_AS_USER, mode="755")
 

@@ -10,13 +10,12 @@ that follows verifies what this stage left by red-models' marker, hashing nothin
 changed since (a branch that moved), it fetches what is missing as it would without this stage."""
 import os
 import posixpath
-import runpy
 import shlex
 import subprocess
 import sys
 import tempfile
 
-from tasks.settings import SETTINGS, SettingError, resolve
+from tasks.settings import SettingError, build_stage_settings
 
 FETCHER = "/usr/local/bin/red-models"
 STATUS = ".red-status.json"  # in models_dir
@@ -47,24 +46,6 @@ def fetcher_argv(settings, listed):
             "--status", f"{folder}/{STATUS}"]
 
 
-def command_line(argv):
-    """`--data NAME=VALUE` words as the deploy's command line gives them (values as strings: each
-    setting's check converts them)."""
-    words, data = list(argv), {}
-    while words:
-        flag = words.pop(0)
-        if flag != "--data" or not words or "=" not in words[0]:
-            raise SettingError(f"expected --data NAME=VALUE, not {flag!r}")
-        name, value = words.pop(0).split("=", 1)
-        data[name] = value
-    return data
-
-
-def defaults():
-    values = runpy.run_path("group_data/all.py")
-    return {name: values[name] for name in SETTINGS if values.get(name) is not None}
-
-
 def run(*argv, **options):
     subprocess.run(argv, check=True, **options)
 
@@ -82,10 +63,12 @@ def fetch_table(repo, ref, folder):
     return f"{folder}/{TABLE}"
 
 
-def desktop_user(name):
-    """The desktop user as the deploy makes it (its home, bash), so that the models are its own."""
-    if subprocess.run(["id", "-u", name], capture_output=True).returncode:
-        run("useradd", "--create-home", "--home-dir", f"/home/{name}", "--shell", "/bin/bash", name)
+def owned_workspace(user, workspace):
+    """The desktop user as the deploy makes it (its home, bash) and the workspace it writes in, so that
+    what a stage leaves there is that user's."""
+    if subprocess.run(["id", "-u", user], capture_output=True).returncode:
+        run("useradd", "--create-home", "--home-dir", f"/home/{user}", "--shell", "/bin/bash", user)
+    run("install", "-d", "-o", "root", "-g", user, "-m", "2775", workspace)
 
 
 def fetched(settings):
@@ -93,8 +76,7 @@ def fetched(settings):
     seed in this same layer (hard links: the files are in the image once)."""
     user, workspace = settings["desktop_user"], settings["workspace"]
     folder = models_folder(settings["models_dir"], workspace)
-    desktop_user(user)
-    run("install", "-d", "-o", "root", "-g", user, "-m", "2775", workspace)
+    owned_workspace(user, workspace)
     run("install", "-d", "-o", user, "-g", user, "-m", "2775", folder)
     with tempfile.TemporaryDirectory() as scratch:
         listed = settings["models_manifest"] or fetch_table(settings["visomaster_repo"], settings["visomaster_ref"],
@@ -108,7 +90,7 @@ def fetched(settings):
 
 def main(argv):
     try:
-        settings, _ = resolve(defaults(), {**command_line(argv), "phase": "build"}, {}, {})
+        settings, _ = build_stage_settings(argv)
     except SettingError as error:
         raise SystemExit(f"red: {error}") from None
     if settings["models_at"] != "build":

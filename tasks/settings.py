@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 import re
+import runpy
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -422,6 +423,22 @@ def resolve(defaults, command_line, environment, saved):
     _check_portal_apps(resolved)
     _check_no_secret_in_a_build(resolved, sources)
     return resolved, sources
+
+
+def build_stage_settings(argv, defaults_file="group_data/all.py"):
+    """The settings of an image's early stage (tasks/packages.py, tasks/models_stage.py), from its
+    `--data NAME=VALUE` words over group_data's defaults, resolved and checked as the deploy does in
+    phase build (values as strings: each setting's check converts them): (values, sources)."""
+    words, command_line = list(argv), {}
+    while words:
+        flag = words.pop(0)
+        if flag != "--data" or not words or "=" not in words[0]:
+            raise SettingError(f"expected --data NAME=VALUE, not {flag!r}")
+        name, value = words.pop(0).split("=", 1)
+        command_line[name] = value
+    values = runpy.run_path(defaults_file)
+    defaults = {name: values[name] for name in SETTINGS if values.get(name) is not None}
+    return resolve(defaults, {**command_line, "phase": "build"}, {}, {})
 
 
 def _check_no_secret_in_a_build(resolved, sources):

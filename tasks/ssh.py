@@ -5,6 +5,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 
 from tasks import managed, services
+from tasks.packages import SSH
 
 CONFIG = "/etc/ssh/sshd_config.d/red.conf"  # Debian's and Ubuntu's sshd_config include this folder first
 HOST_KEYS_MARKER = "/etc/ssh/red-host-keys"  # "build": made in an image build; "instance": this host's own
@@ -13,7 +14,7 @@ HOST_KEYS_MARKER = "/etc/ssh/red-host-keys"  # "build": made in an image build; 
 @deploy("SSH")
 def ssh():
     data = host.data
-    managed.packages(name="OpenSSH server", packages=["openssh-server"])
+    managed.packages(name="OpenSSH server", packages=SSH)
     privsep = managed.directory(name="Privilege separation folder /run/sshd", path="/run/sshd", user="root",
                                 group="root", mode="755")
     keys = host_keys()

@@ -4,11 +4,10 @@ from pyinfra.api import deploy
 from pyinfra.facts.files import FindFiles
 
 from tasks import managed
+from tasks.packages import BASE
 from tasks.secrets import SECRETS_DIR
 
-# What every Red host needs, whatever else it runs.
 DPKG_UPDATES, DPKG_JOURNAL = "/var/lib/dpkg/updates", "[0-9]*"  # dpkg's journal of an unfinished run
-BASE_PACKAGES = ["ca-certificates", "curl", "git", "procps", "python3", "python3-venv", "supervisor", "tzdata"]
 
 
 @deploy("System")
@@ -19,7 +18,7 @@ def system():
         src="files/system/policy-rc.d", dest="/usr/sbin/policy-rc.d", mode="755",
     )
     interrupted_dpkg()
-    managed.packages(name="Install system packages", packages=BASE_PACKAGES + list(data.extra_apt_packages))
+    managed.packages(name="Install system packages", packages=BASE + list(data.extra_apt_packages))
     managed.directory(name=f"Red's settings and secrets ({SECRETS_DIR}, root only)", path=SECRETS_DIR,
                       user="root", group="root", mode="700")
     managed.user(name=f"Desktop user {data.desktop_user}", user=data.desktop_user, home=f"/home/{data.desktop_user}",

@@ -11,14 +11,11 @@ from pyinfra.facts.files import File
 from tasks import git, managed, services
 from tasks.desktop import DISPLAY, WAIT_FOR_DISPLAY
 from tasks.facts import as_user
+from tasks.app_stage import DEPS_SCRIPT, PIP_LOG, checkout_folder, requirements_file
 from tasks.models_stage import models_folder
+from tasks.packages import APP
 from tasks.secrets import SECRETS_DIR
 
-# What Qt 6 needs on X11, ffmpeg (found on PATH) and fonts.
-PACKAGES = ["libxcb-cursor0", "libxcb-icccm4", "libxcb-image0", "libxcb-keysyms1", "libxcb-render-util0",
-            "libxcb-shape0", "libxcb-xinerama0", "libxcb-xkb1", "libxkbcommon-x11-0", "libegl1", "libgl1",
-            "libglib2.0-0", "libfontconfig1", "libdbus-1-3", "fonts-dejavu-core", "ffmpeg"]
-DEPS_SCRIPT = "/usr/local/bin/red-visomaster-deps"
 LAUNCHER = "/usr/local/bin/red-visomaster"
 PIN_FILE = f"{SECRETS_DIR}/visomaster-pin.json"  # what visomaster_ref named when last resolved
 START_DEADLINE = 5  # seconds a start waits for the repository to name a branch's commit
@@ -26,7 +23,7 @@ START_DEADLINE = 5  # seconds a start waits for the repository to name a branch'
 
 
 def checkout_dir():
-    return host.data.visomaster_dir or f"{host.data.workspace}/VisoMaster"
+    return checkout_folder(host.data.visomaster_dir, host.data.workspace)
 
 
 def models_dir():
@@ -42,7 +39,7 @@ def workspace_folders():
 def visomaster(interpreter):
     data = host.data
     checkout = checkout_dir()
-    managed.packages(name="Qt, ffmpeg and fonts for the app", packages=PACKAGES)
+    managed.packages(name="Qt, ffmpeg and fonts for the app", packages=APP)
     for script in ("red-visomaster-deps", "red-import-check"):
         managed.put(name=script, src=f"files/visomaster/{script}", dest=f"/usr/local/bin/{script}", mode="755")
     pin = data.visomaster_pin = pinned(data.visomaster_repo, data.visomaster_ref)
@@ -119,11 +116,11 @@ def python_packages(interpreter, checkout):
     """Installed when the checkout's requirements file differs from the one the environment in
     use was made from (kept inside it): a no-op apply runs no pip."""
     data = host.data
-    requirements = f"{checkout}/requirements_{data.cuda_flavour}.txt"
+    requirements = requirements_file(checkout, data.cuda_flavour)
     return managed.until_copied(
         name=f"Python packages (requirements_{data.cuda_flavour}.txt)", unchanged="installed, as the file says",
         source=requirements, copy=f"{data.visomaster_venv}/red-requirements.txt",  # the deps script copies it
         command=StringCommand(DEPS_SCRIPT, data.desktop_user, interpreter.command, QuoteString(data.visomaster_venv),
                               QuoteString(requirements), QuoteString(checkout),
-                              QuoteString(f"{data.logs_dir}/visomaster-pip.log")),
+                              QuoteString(f"{data.logs_dir}/{PIP_LOG}")),
     )

@@ -294,9 +294,10 @@ def connections_made(sock):
 
 # -- Red's image ---------------------------------------------------------------------------------
 
-def build_image(client, tag, build_args, extra_hosts=None, path=PROJECT, nocache=False):
+def build_image(client, tag, build_args, extra_hosts=None, path=PROJECT, nocache=False, target=None):
     """Builds the Dockerfile in `path` (the project's) as `tag` (host network: the stand-in's servers are on 127.0.0.1),
-    the build's log in tests/artifacts/build-<tag>.log; `nocache`: every step again. Returns (image, seconds);
+    the build's log in tests/artifacts/build-<tag>.log; `nocache`: every step again; `target`: up to that stage.
+    Returns (image, seconds);
     raises with the log's last 40 lines when the build fails."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log_path = ARTIFACTS / f"build-{tag.replace('/', '_').replace(':', '_')}.log"
@@ -304,7 +305,8 @@ def build_image(client, tag, build_args, extra_hosts=None, path=PROJECT, nocache
     started = time.monotonic()
     with log_path.open("w") as log:
         for chunk in client.api.build(path=str(path), tag=tag, buildargs=build_args, network_mode="host",
-                                      extra_hosts=extra_hosts, rm=True, forcerm=True, decode=True, nocache=nocache):
+                                      extra_hosts=extra_hosts, rm=True, forcerm=True, decode=True, nocache=nocache,
+                                      target=target):
             text = COLOURS.sub("", chunk.get("stream") or chunk.get("status") or "")
             if "error" in chunk:
                 text = f"ERROR: {chunk['error']}\n"

@@ -1,12 +1,13 @@
-"""Unit tests of the choices Red makes from facts, as pure logic: how a host gets its Python, and
-which steps move a checkout without losing work. (The end-to-end proof is tests/test_visomaster.py.)"""
+"""Unit tests of the choices Red makes from facts, as pure logic: how a host gets its Python, which
+packages an image's early stages install, and which steps move a checkout without losing work. (The
+end-to-end proofs: tests/test_visomaster.py, tests/test_variants.py.)"""
 import subprocess
 
 import pytest
 
 from tasks import git
-from tasks.python import interpreter
-from tasks.settings import SettingError
+from tasks.packages import APP, BASE, DESKTOP, JUPYTER, PORTAL, SSH, apt_packages, environments, interpreter
+from tasks.settings import SettingError, build_stage_settings
 
 UBUNTU = {"20.04": "focal", "22.04": "jammy", "24.04": "noble"}
 
@@ -110,3 +111,44 @@ def test_a_ref_is_resolved_on_the_controller_to_its_commit(tmp_path):
     assert git.resolve(url, COMMIT) == git.Pin(url, COMMIT, COMMIT, "commit"), "a full hash is used as it is"
     with pytest.raises(git.RefError, match="'nope' is no branch or tag of"):
         git.resolve(url, "nope")
+
+
+def stage(*words):
+    """The settings an image's early stage resolves from its --data words (over group_data/all.py)."""
+    return build_stage_settings([word for pair in words for word in ("--data", pair)])
+
+
+def test_the_image_installs_every_package_the_tasks_name_once_with_the_settings_window_manager():
+    settings, sources = stage("window_manager=openbox", "python_version=3.11", "extra_apt_packages=[\"htop\"]")
+    wanted = apt_packages(settings, DEBIAN_12, sources["python_version"])
+    assert len(wanted) == len(set(wanted))
+    assert set(wanted) == {*BASE, "htop", *DESKTOP, "openbox", *SSH, "python3.11", "python3.11-venv",
+                           "python3.11-dev", *APP}
+
+
+def test_deadsnakes_python_is_left_to_the_deploy_which_adds_its_ppa():
+    settings, _ = stage("python_version=3.10")
+    assert not any(package.startswith("python3.10") for package in apt_packages(settings, ubuntu("24.04")))
+
+
+def test_a_stage_refuses_a_python_the_release_lacks_in_one_line_naming_where_it_came_from():
+    settings, sources = stage("python_version=3.10")
+    with pytest.raises(SettingError, match=r"^setting python_version = '3.10' \(from --data\) is not available"):
+        apt_packages(settings, DEBIAN_12, sources["python_version"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--data", "no_such=1"], "setting no_such (--data) is not a Red setting"),
+    (["--data", "vnc_port=0"], "setting vnc_port = '0' (from --data)"),
+    (["vnc_port=1"], "expected --data NAME=VALUE, not 'vnc_port=1'"),
+    (["--data", "vnc_password=secret"], "vnc_password"),  # a secret would stay in the image's history
+])
+def test_a_stage_refuses_bad_data_in_one_line(argv, message):
+    with pytest.raises(SettingError) as error:
+        build_stage_settings(argv)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_red_environments_follow_access():
+    assert environments(stage("access=direct")[0]) == [JUPYTER]
+    assert environments(stage("access=portal")[0]) == [JUPYTER, PORTAL]

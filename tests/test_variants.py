@@ -23,9 +23,11 @@ from test_models import model_files
 
 import images
 from tasks.models_stage import DONE_MARKER, SEED
+from tasks.packages import JUPYTER, PORTAL
 
 MODELS = "/workspace/models"
 MARKER = f"{MODELS}/{DONE_MARKER}"
+APP_ENVIRONMENTS = "/opt/visomaster"  # the default visomaster_venv's folder
 LIST_DIGESTS = ["sh", "-c", f"cd {MODELS}/sub && sha256sum *"]  # each model file's SHA-256 and name
 
 
@@ -97,15 +99,42 @@ def test_a_models_variant_holds_every_model_verified_and_starts_with_no_download
     assert len(built["mirror"].requests) == asked, "the start asked the mirror nothing"
 
 
+def deploy_layer(image):
+    """The files of the image's last layer (the deploy's), read from the engine's overlay on this machine."""
+    top = pathlib.Path(image.attrs["GraphDriver"]["Data"]["UpperDir"])
+    assert top.is_dir()
+    return top
+
+
 @pytest.mark.parametrize("name", variants_where(MODELS_AT="build"))
 def test_a_models_variant_holds_its_models_once_in_a_layer_before_reds_files(client, built, name):
     image = client.images.get(built["tags"][name])
     stage = next(step for step in client.api.history(image.id) if "tasks.models_stage" in step["CreatedBy"])
     assert stage["Size"] >= sum(len(content) for content in built["files"].values())
-    top = pathlib.Path(image.attrs["GraphDriver"]["Data"]["UpperDir"])  # the deploy's layer, on this machine
-    assert top.is_dir()
+    top = deploy_layer(image)
     for folder in (MODELS, f"{SEED}/models"):
         assert not (top / folder.lstrip("/") / "sub").exists(), f"{folder}: no model file copied by the deploy's layer"
+
+
+@pytest.mark.parametrize("name", [variant["name"] for variant in images.variants()])
+def test_the_deploy_installs_nothing_the_layers_before_reds_files_hold(client, built, name):
+    """Every Debian package, Red's own environments (tasks/packages.py) and the app's environment
+    (tasks/app_stage.py) come from layers keyed by their own inputs: the deploy, which declares them
+    again, finds them installed."""
+    top = deploy_layer(client.images.get(built["tags"][name]))
+    for installed in ("/var/lib/dpkg/status", JUPYTER.venv, PORTAL.venv, APP_ENVIRONMENTS):
+        assert not (top / installed.lstrip("/")).exists(), f"{installed}: changed by the deploy's layer"
+
+
+def test_every_variant_shares_one_layer_of_debian_packages(client, built):
+    """No variant's argument changes the Debian packages: the Dockerfile's packages stage, built alone,
+    is the first layers of every variant."""
+    stage, _ = engine.build_image(client, f"{built['prefix']}/red:packages",
+                                  built["inputs"].build_args(images.variants()[0]),
+                                  extra_hosts=built["inputs"].extra_hosts, target="packages")
+    shared = stage.attrs["RootFS"]["Layers"]
+    for tag in built["tags"].values():
+        assert client.images.get(tag).attrs["RootFS"]["Layers"][:len(shared)] == shared, tag
 
 
 def test_a_changed_task_builds_the_image_again_without_fetching_the_models(client, built, tmp_path):
