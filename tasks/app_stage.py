@@ -15,13 +15,12 @@ import shutil
 import subprocess
 import sys
 
-from tasks.models_stage import owned_workspace, run
+from tasks.models_stage import FULL_COMMIT, owned_workspace, run
 from tasks.packages import APP_KERNEL, APP_KERNEL_MARKER, interpreter
 from tasks.settings import SettingError, build_stage_settings
 
 DEPS_SCRIPT = "/usr/local/bin/red-visomaster-deps"
 PIP_LOG = "visomaster-pip.log"  # in logs_dir
-FULL_COMMIT = 40
 
 
 def checkout_folder(visomaster_dir, workspace):
@@ -40,7 +39,7 @@ def as_user(user, *argv):
 
 def commit_of(clone, ref, user):
     """The commit `ref` names in a fresh clone, looked up as git.resolve does: a tag, else a branch."""
-    if len(ref) == FULL_COMMIT:
+    if FULL_COMMIT.fullmatch(ref):
         return ref
     for name in (f"refs/tags/{ref}^{{commit}}", f"refs/remotes/origin/{ref}^{{commit}}"):
         found = subprocess.run(as_user(user, "git", "-C", clone, "rev-parse", "--verify", "--quiet", name),

@@ -10,6 +10,7 @@ that follows verifies what this stage left by red-models' marker, hashing nothin
 changed since (a branch that moved), it fetches what is missing as it would without this stage."""
 import os
 import posixpath
+import re
 import shlex
 import subprocess
 import sys
@@ -22,7 +23,7 @@ STATUS = ".red-status.json"  # in models_dir
 DONE_MARKER = ".red-fetched"  # in models_dir: the list's digest, and each file's size and mtime once verified
 TABLE = "app/processors/models_data.py"  # the app's own model table, in its checkout
 SEED = "/var/lib/red/workspace-seed"  # what the image keeps of its workspace for one mounted empty
-FULL_COMMIT = 40
+FULL_COMMIT = re.compile(r"[0-9a-f]{40}")  # a commit, as git.resolve tells it from a branch or a tag
 
 
 def models_folder(models_dir, workspace):
@@ -53,7 +54,7 @@ def run(*argv, **options):
 def fetch_table(repo, ref, folder):
     """The app's model table at `ref` (a branch, a tag or a full commit hash), in `folder`."""
     environment = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
-    if len(ref) == FULL_COMMIT:
+    if FULL_COMMIT.fullmatch(ref):
         run("git", "clone", "--quiet", "--no-checkout", "--", repo, folder, env=environment)
     else:
         run("git", "clone", "--quiet", "--no-checkout", "--depth", "1", "--branch", ref, "--", repo, folder,

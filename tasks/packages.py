@@ -19,7 +19,7 @@ from tasks.settings import SettingError, build_stage_settings
 
 # What every Red host needs, whatever else it runs.
 BASE = ["ca-certificates", "curl", "git", "procps", "python3", "python3-venv", "supervisor", "tzdata"]
-# The desktop: Neither x11-utils nor a wallpaper setter: fluxbox runs `fbsetbg` at start, which pops up
+# The desktop. Neither x11-utils nor a wallpaper setter: fluxbox runs `fbsetbg` at start, which pops up
 # an xmessage without a setter, and paints the screen black with one (feh).
 DESKTOP = ["xvfb", "x11vnc", "novnc", "websockify", "x11-xserver-utils", "xterm", "fonts-dejavu-core", "wmctrl"]
 WINDOW_MANAGER = {"fluxbox": ["fluxbox"], "openbox": ["openbox"]}
