@@ -15,6 +15,7 @@ setting `snapshot` off, every operation asks the target for itself, as pyinfra's
 import base64
 import hashlib
 import io
+import itertools
 import os
 import posixpath
 import shlex
@@ -69,6 +70,8 @@ class Declared:
     snapshot: dict = None
     taken: tuple = ()  # (the request's digest, operations changed) when the snapshot was taken
     made: tuple = ()  # (what was declared, as sizes; the request; its digest) when it was last made
+    settled: int = 0  # how many of the host's first operations are complete (counted in settled_changes)
+    settled_changes: int = 0
 
     def request(self):
         """(the snapshot command for everything declared so far, its digest). Made again only when
@@ -107,10 +110,22 @@ def declare(paths=(), files=(), packages=(), users=(), listings=(), supervisor="
 
 
 def changes_so_far():
-    """Operations that have run on this host and changed something beyond their own item."""
-    contained = declared().contained
-    return sum(1 for op_hash, op in state.ops[host].items() if op_hash not in contained
-               and op.operation_meta.is_complete() and op.operation_meta.did_change())
+    """Operations that have run on this host and changed something beyond their own item. A host's
+    operations complete in order: the leading complete ones are counted once (`settled`), and each
+    call looks only at the rest (a run asks this once per operation)."""
+    record = declared()
+    later = 0
+    for op_hash, op in itertools.islice(state.ops[host].items(), record.settled, None):
+        meta = op.operation_meta
+        if not meta.is_complete():
+            break
+        changed = op_hash not in record.contained and meta.did_change()
+        record.settled += 1
+        record.settled_changes += changed
+    for op_hash, op in itertools.islice(state.ops[host].items(), record.settled, None):
+        meta = op.operation_meta  # a skipped operation may stay incomplete: the ones after it still count
+        later += meta.is_complete() and op_hash not in record.contained and meta.did_change()
+    return record.settled_changes + later
 
 
 def snapshot():

@@ -1,4 +1,5 @@
-"""The controller's replacements for pyinfra's costly steps give pyinfra's own values (tasks/controller.py)."""
+"""The controller's replacements for pyinfra's costly steps give pyinfra's own values (tasks/controller.py),
+and Red's own count of the changes so far is the full count."""
 import inspect
 import sys
 from types import SimpleNamespace
@@ -8,8 +9,10 @@ import pytest
 from pyinfra.api import Config, Inventory, State, arguments, util
 from pyinfra.api.exceptions import ArgumentTypeError
 from pyinfra.api.host import HostData
+from pyinfra.api.operation import OperationMeta
+from pyinfra.context import ctx_host, ctx_state
 
-from tasks import controller
+from tasks import controller, managed
 
 
 def nested(depth, call):
@@ -77,6 +80,18 @@ def test_a_bad_global_argument_is_refused_as_pyinfra_refuses_it():
     assert errors[0] == errors[1]
 
 
+def test_a_value_checked_once_is_still_refused_as_another_type_or_when_bad_again():
+    inventory, state = inventory_and_state()
+    host = inventory.get_host("one")
+    controller.global_arguments(state, host, {"_sudo": True, "_retries": 2})
+    for bad in ({"_sudo": 1}, {"_retries": "many"}, {"_retries": "many"}):  # 1 == True, but not a bool
+        with pytest.raises(ArgumentTypeError) as ours:
+            controller.global_arguments(state, host, dict(bad))
+        with pytest.raises(ArgumentTypeError) as theirs:
+            controller.POP_GLOBAL_ARGUMENTS(state, host, dict(bad))
+        assert str(ours.value) == str(theirs.value)
+
+
 @pytest.mark.parametrize("key", ["_sudo", "_sudo_user", "_retries", "_timeout", "vnc", "name", "missing"])
 def test_host_data_and_groups_data_are_pyinfras(key):
     inventory, _ = inventory_and_state()
@@ -105,3 +120,25 @@ def test_host_data_installed_once_and_signatures_are_inspects(monkeypatch):
                for module in controller.POP_GLOBAL_ARGUMENTS_USERS)
     assert operation.signature(inventory_and_state) == inspect.signature(inventory_and_state)
     assert not hasattr(operation.signature.__wrapped__, "__wrapped__"), "wrapped once, not once per host"
+
+
+def test_changes_so_far_counts_as_a_full_count_while_operations_complete_in_order():
+    """managed.changes_so_far counts the leading complete operations once; the count stays the one a
+    look at every operation gives (a contained operation's change left out)."""
+    inventory, state = inventory_and_state()
+    host = inventory.get_host("one")
+    metas = {f"op{n}": OperationMeta(f"op{n}", is_change=None) for n in range(6)}
+    state.ops[host] = {op_hash: SimpleNamespace(operation_meta=meta) for op_hash, meta in metas.items()}
+    managed._declared.pop(host.name, None)
+
+    def full_count():
+        return sum(1 for op_hash, meta in metas.items() if op_hash not in managed.declared().contained
+                   and meta.is_complete() and meta.did_change())
+    with ctx_state.use(state), ctx_host.use(host):
+        managed.declared().contained.add("op2")
+        counts = [managed.changes_so_far()]
+        for op_hash, changed in (("op0", True), ("op1", False), ("op2", True), ("op4", True), ("op3", True),
+                                 ("op5", False)):
+            metas[op_hash].set_complete(True, ["a command"] if changed else [], None)
+            counts.append((managed.changes_so_far(), full_count()))
+    assert counts == [0, (1, 1), (1, 1), (1, 1), (2, 2), (3, 3), (3, 3)]
