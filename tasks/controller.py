@@ -7,7 +7,8 @@ their result (measured by profiling a no-op over 32 hosts: about half the contro
 - the global arguments' names and types, read again with `typing.get_type_hints` for every operation,
   though they belong to one class that never changes.
 `faster_declarations()` replaces the two with functions that give the same values (tests/test_controller.py
-compares them). Pinned to the pyinfra in requirements.txt; a pyinfra without them fails loudly here.
+compares them), and hashes each operation order once (the same lines for every host). Pinned to the
+pyinfra in requirements.txt; a pyinfra without them fails loudly here.
 
 Then, per operation and host, most of what was left (profiled with py-spy over 100 hosts):
 - every global argument (32 names) looked up in the host's data, six layers deep, each miss a KeyError
@@ -59,11 +60,29 @@ def operation_order(state):
     return numbers
 
 
+@lru_cache(maxsize=None)
+def order_hash(numbers):
+    return MAKE_HASH(numbers)
+
+
+def operation_hash(order):
+    """pyinfra's make_hash of an operation's order (its line numbers), made once per order: every host
+    declares the same operations from the same lines."""
+    if type(order) is list and all(type(number) is int for number in order):
+        return order_hash(tuple(order))  # a tuple of the same numbers hashes as the list does
+    return MAKE_HASH(order)
+
+
+MAKE_HASH = util.make_hash
+
+
 def faster_declarations():
-    """Installs operation_order and a cached all_global_arguments into pyinfra (once per process)."""
+    """Installs operation_order, operation_hash and a cached all_global_arguments into pyinfra (once per
+    process)."""
     if OPERATION.get_operation_order_from_stack is operation_order:
         return
     OPERATION.get_operation_order_from_stack = operation_order
+    OPERATION.make_hash = operation_hash
     arguments.all_global_arguments = lru_cache(maxsize=1)(arguments.all_global_arguments)
 
 

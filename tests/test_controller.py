@@ -38,12 +38,20 @@ def test_installed_once_and_global_arguments_are_pyinfras(monkeypatch):
     # put back at the test's end: the rest of the suite sees pyinfra as it was
     monkeypatch.setattr(operation, "get_operation_order_from_stack", operation.get_operation_order_from_stack)
     monkeypatch.setattr(arguments, "all_global_arguments", arguments.all_global_arguments)
+    monkeypatch.setattr(operation, "make_hash", operation.make_hash)
     controller.faster_declarations()
     controller.faster_declarations()  # every host's deploy.py calls it
     cached = arguments.all_global_arguments
     assert operation.get_operation_order_from_stack is controller.operation_order
     assert cached() == cached.__wrapped__() and cached() is cached()
     assert not hasattr(cached.__wrapped__, "__wrapped__"), "wrapped once, not once per host"
+    assert operation.make_hash is controller.operation_hash
+
+
+@pytest.mark.parametrize("order", [[12, 40, 7], [12, 40, 7, 1], [12, True], (3, 4), [1, [2, 3]], [1, "a"], []])
+def test_an_operation_orders_hash_is_pyinfras_and_made_once(order):
+    assert controller.operation_hash(order) == controller.MAKE_HASH(order)
+    assert controller.operation_hash(list(order)) == controller.MAKE_HASH(list(order)), "asked again: the same"
 
 
 def inventory_and_state():
