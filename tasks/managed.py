@@ -91,7 +91,11 @@ _declared = {}  # host name -> Declared
 
 
 def declared():
-    return _declared.setdefault(host.name, Declared())
+    name = host.name
+    record = _declared.get(name)
+    if record is None:
+        record = _declared[name] = Declared()
+    return record
 
 
 def declare(paths=(), files=(), packages=(), users=(), listings=(), supervisor="", checkouts=(), links=(),
