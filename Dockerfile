@@ -47,7 +47,6 @@ RUN python3 -m tasks.models_stage --data "models_at=${MODELS_AT}" $RED_DATA
 
 FROM models
 ARG ACCESS=portal
-ARG MODELS_AT=start
 ARG RED_DATA
 # Red's own pip environments (Jupyter's; the portal's with ACCESS=portal), keyed by their pins
 # hadolint ignore=SC2086
@@ -57,6 +56,7 @@ COPY requirements.txt ./
 RUN python3 -m venv venv && venv/bin/pip install --no-cache-dir --disable-pip-version-check -r requirements.txt
 # only what .dockerignore lets through (what Red ships)
 COPY . ./
+ARG MODELS_AT=start
 # RED_DATA is split into its --data words on purpose (the deploy checks each setting it gives)
 # hadolint ignore=SC2086
 RUN venv/bin/pyinfra -y @local deploy.py --data phase=build --data "access=${ACCESS}" \

@@ -15,8 +15,8 @@ import shutil
 import subprocess
 import sys
 
-from tasks.models_stage import FULL_COMMIT, owned_workspace, run
-from tasks.packages import APP_KERNEL, APP_KERNEL_MARKER, interpreter
+from tasks.models_stage import FULL_COMMIT, owned_workspace
+from tasks.packages import APP_KERNEL_MARKER, app_kernel_install, interpreter, run
 from tasks.settings import SettingError, build_stage_settings
 
 DEPS_SCRIPT = "/usr/local/bin/red-visomaster-deps"
@@ -58,15 +58,14 @@ def cloned(repo, ref, checkout, user):
     run(*as_user(user, "mv", "-T", partial, checkout))
 
 
-def installed(settings, python):
+def installed(settings, python, checkout):
     """The app's environment from the checkout's requirements (the deploy's script: a link to the new
     environment once the app imports), then the kernel's package in it and its marker."""
     user, venv = settings["desktop_user"], settings["visomaster_venv"]
-    checkout = checkout_folder(settings["visomaster_dir"], settings["workspace"])
     run("install", "-d", "-o", "root", "-g", "root", "-m", "755", settings["logs_dir"])
     run(DEPS_SCRIPT, user, python.command, venv, requirements_file(checkout, settings["cuda_flavour"]), checkout,
         f"{settings['logs_dir']}/{PIP_LOG}")
-    run(*as_user(user, f"{venv}/bin/python", "-m", "pip", "install", "-q", "--disable-pip-version-check", APP_KERNEL))
+    run(*as_user(user, *app_kernel_install(venv)))
     run(*as_user(user, "touch", f"{venv}/{APP_KERNEL_MARKER}"))
 
 
@@ -84,7 +83,7 @@ def main(argv):
     checkout = checkout_folder(settings["visomaster_dir"], settings["workspace"])
     if not os.path.exists(checkout):
         cloned(settings["visomaster_repo"], settings["visomaster_ref"], checkout, user)
-    installed(settings, python)
+    installed(settings, python, checkout)
 
 
 if __name__ == "__main__":

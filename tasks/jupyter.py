@@ -8,7 +8,7 @@ from pyinfra.facts.files import File
 
 from tasks import managed, portal, secrets, services
 from tasks.facts import as_user
-from tasks.packages import APP_KERNEL, APP_KERNEL_MARKER, JUPYTER
+from tasks.packages import APP_KERNEL_MARKER, JUPYTER, app_kernel_install
 from tasks.secrets import SECRETS_DIR
 
 VENV = JUPYTER.venv
@@ -62,8 +62,7 @@ def app_kernel(interpreter):
 
     def converge():
         if not host.get_fact(File, path=marker):
-            python = shlex.quote(f"{app_venv}/bin/python")
-            yield as_user(user, f"{python} -m pip install -q --disable-pip-version-check {APP_KERNEL}")
+            yield as_user(user, shlex.join(app_kernel_install(app_venv)))
             yield as_user(user, f"touch {shlex.quote(marker)}")
     managed.declare(paths=[marker])
     managed.checked(name="ipykernel in the app's environment", unchanged="installed",

