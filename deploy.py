@@ -62,6 +62,8 @@ def checked_settings():
 
 controller.faster_declarations()
 controller.faster_host_data()
+controller.faster_output()
+controller.faster_packets()
 controller.disable_nagle()
 settings, sources = checked_settings()
 # The access part first: the desk comes up, locked, whatever happens to the app's steps below.

@@ -16,12 +16,17 @@ import base64
 import hashlib
 import io
 import itertools
+import logging
 import os
+import pickle
 import posixpath
 import shlex
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 
+import jinja2
+import jinja2.meta
 from pyinfra import host, logger, state
 from pyinfra.api import FunctionCommand, operation
 from pyinfra.api.util import get_template
@@ -116,18 +121,21 @@ def declare(paths=(), files=(), packages=(), users=(), listings=(), supervisor="
 def changes_so_far():
     """Operations that have run on this host and changed something beyond their own item. A host's
     operations complete in order: the leading complete ones are counted once (`settled`), and each
-    call looks only at the rest (a run asks this once per operation)."""
+    call looks only at the rest (a run asks this once per operation), up to the operation running now
+    (pyinfra runs a host's operations one after another: none after it has run yet)."""
     record = declared()
-    later = 0
-    for op_hash, op in itertools.islice(state.ops[host].items(), record.settled, None):
+    operations = state.ops[host]
+    for op_hash, op in itertools.islice(operations.items(), record.settled, None):
         meta = op.operation_meta
         if not meta.is_complete():
             break
-        changed = op_hash not in record.contained and meta.did_change()
         record.settled += 1
-        record.settled_changes += changed
-    for op_hash, op in itertools.islice(state.ops[host].items(), record.settled, None):
-        meta = op.operation_meta  # a skipped operation may stay incomplete: the ones after it still count
+        record.settled_changes += op_hash not in record.contained and meta.did_change()
+    later, running = 0, host.executing_op_hash
+    for op_hash, op in itertools.islice(operations.items(), record.settled, None):
+        if op_hash == running:
+            break
+        meta = op.operation_meta  # one that stayed incomplete (never run): the ones after it still count
         later += meta.is_complete() and op_hash not in record.contained and meta.did_change()
     return record.settled_changes + later
 
@@ -221,7 +229,8 @@ def check(matches, converge, unchanged, contained, step):
         declared().contained.add(host.current_op_hash)
     seen = snapshot()
     if seen is not None and matches(seen):
-        host.noop(unchanged)
+        if state.print_noop_info or logger.isEnabledFor(logging.DEBUG):  # else pyinfra prints nothing
+            host.noop(unchanged)
         return
     if inlined(step, seen) and not state.config.DIFF and state.is_executing:
         yield from written_inline(step, seen)
@@ -306,6 +315,13 @@ def sha256(content):
     return hashlib.sha256(content).hexdigest()
 
 
+@lru_cache(maxsize=None)
+def content_digest(content):
+    """sha256 of a file's content, made once per run for the same content (a rendering, a project file:
+    the same bytes for every host)."""
+    return sha256(content)
+
+
 def remote_sha256(path):
     """The file's SHA-256 on the target, asked now (None when it is missing)."""
     return host.get_fact(Sha256File, path=path)
@@ -315,9 +331,16 @@ def project_path(src):
     return os.path.join(state.cwd, src) if state.cwd else src
 
 
+@lru_cache(maxsize=None)
+def project_file(path):
+    """A project file's bytes, read once per run (Red's files do not change while it runs)."""
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
 def put(name, src, dest, user=None, group=None, mode=None):
     """files.put of a project file (a path) or of content (bytes)."""
-    content = src if isinstance(src, bytes) else open(project_path(src), "rb").read()
+    content = src if isinstance(src, bytes) else project_file(project_path(src))
 
     def converge():
         source = io.BytesIO(content) if isinstance(src, bytes) else project_path(src)
@@ -326,9 +349,38 @@ def put(name, src, dest, user=None, group=None, mode=None):
 
 
 def render(src, values):
-    """A project template rendered here, as pyinfra renders it (bytes)."""
-    return get_template(project_path(src)).render({"host": host, "state": state, "inventory": state.inventory,
-                                                   **values}).encode()
+    """A project template rendered here, as pyinfra renders it (bytes). A template that reads nothing of
+    the host (rendered_once) is rendered once per run for each set of values: the same bytes for
+    every host given the same values, its own rendering for a host given others."""
+    path = project_path(src)
+    try:
+        key = (path, pickle.dumps(values)) if rendered_once(path) else None
+    except (pickle.PicklingError, TypeError, AttributeError):  # values pickle cannot tell apart
+        key = None
+    if key is None:
+        return render_now(path, values)
+    content = RENDERED.get(key)
+    if content is None:
+        content = RENDERED[key] = render_now(path, values)
+    return content
+
+
+RENDERED = {}  # (template, its values pickled) -> what it rendered
+
+
+def render_now(path, values):
+    return get_template(path).render({"host": host, "state": state, "inventory": state.inventory,
+                                      **values}).encode()
+
+
+@lru_cache(maxsize=None)
+def rendered_once(path):
+    """Whether the template at `path` depends on its values alone: it names none of what pyinfra hands
+    every template besides them (host, state, inventory) and takes in no other template."""
+    with open(path) as handle:
+        parsed = jinja2.Environment().parse(handle.read())
+    return (not jinja2.meta.find_undeclared_variables(parsed) & {"host", "state", "inventory"}
+            and not list(jinja2.meta.find_referenced_templates(parsed)))
 
 
 def template(name, src, dest, user=None, group=None, mode=None, **values):
@@ -340,9 +392,10 @@ def template(name, src, dest, user=None, group=None, mode=None, **values):
 
 def managed_file(name, dest, content, user, group, mode, converge):
     declare(files=[dest], paths=[posixpath.dirname(dest)])
+    digest = content_digest(content)
 
     def matches(seen):
-        return path_matches(seen, dest, "file", mode, user, group, sha256(content))
+        return path_matches(seen, dest, "file", mode, user, group, digest)
     return checked(
         name=name, unchanged=f"{dest} is as declared", contained=True, matches=matches, converge=converge,
         inline=(dest, content, user, group, mode) if len(content) <= INLINE_LIMIT else None,
@@ -391,7 +444,7 @@ def user_file(name, src, dest, user, mode="644", **values):
     declare(files=[dest], paths=[posixpath.dirname(dest)])
     return checked(
         name=name, unchanged=f"{dest} is as declared", contained=True,
-        matches=lambda seen: path_matches(seen, dest, "file", mode, user, None, sha256(content)),
+        matches=lambda seen: path_matches(seen, dest, "file", mode, user, None, content_digest(content)),
         converge=converge,
     )
 

@@ -200,7 +200,7 @@ def busy_seconds():
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def fleet_apply(host, count):
+def fleet_apply(host, count, deploy="deploy.py", **environment):
     """(wall seconds, the controller's CPU seconds, the rest of this machine's CPU seconds: the
     target's side, its sshd and snapshot scripts, less this process's proxies) of a no-op over `count`
     names of one sandbox, each through its own latency proxy and with its own run lock there."""
@@ -208,10 +208,10 @@ def fleet_apply(host, count):
         infos = [{**host.info, "name": f"{host.name}-{number:03}",
                   "port": stack.enter_context(LatencyProxy(host.info["port"], FLEET_ONE_WAY)).port}
                  for number in range(count)]
-        env = {**os.environ, "RED_HOSTS": json.dumps(infos), "RED_LOCK_PER_HOST": "1"}
+        env = {**os.environ, "RED_HOSTS": json.dumps(infos), "RED_LOCK_PER_HOST": "1", **environment}
         children, own, busy = os.times(), time.process_time(), busy_seconds()
         started = time.perf_counter()
-        done = subprocess.run([sys.executable, "tests/pyinfra_counted.py", "-y", "inventory.py", "deploy.py"],
+        done = subprocess.run([sys.executable, "tests/pyinfra_counted.py", "-y", "inventory.py", deploy],
                               cwd=PROJECT, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - started
         after, own, busy = os.times(), time.process_time() - own, busy_seconds() - busy
@@ -225,27 +225,38 @@ def fleet_apply(host, count):
 
 
 def fleet_figures():
-    """{hosts: (median wall seconds, controller CPU, target side CPU)} of a no-op (median of 3)."""
+    """{hosts: (median wall seconds, controller CPU, target side CPU, the floor's controller CPU)} of a
+    no-op (median of 3), the floor being tests/deploys/floor.py with as many operations as Red's deploy."""
     factory = SandboxFactory("bench-fleet")
     try:
         # every login served at once (sshd refuses some beyond 10 starting ones by default)
         host = factory.up("f", sshd_options=["MaxStartups=1000"])
         timed_apply([host])
+        operations = str(operations_declared(host))
         figures = {}
         for count in FLEET:
             runs = sorted((fleet_apply(host, count) for _ in range(3)), key=lambda run: run[0])
-            figures[count] = runs[1]
+            floor = statistics.median(fleet_apply(host, count, "tests/deploys/floor.py",
+                                                  RED_FLOOR_OPERATIONS=operations)[1] for _ in range(3))
+            figures[count] = (*runs[1], floor)
         return figures
     finally:
         factory.down_all()
 
 
+def operations_declared(host):
+    """How many operations Red's deploy declares for the host (its results' grand total)."""
+    return len(converge([host]).report["results"]["operations"])
+
+
 def print_fleet(figures):
-    print(f"{'a no-op over N hosts, 100 ms round trip':44} {'wall':>8} {'controller CPU':>15} {'target side CPU':>16}")
-    for count, (wall, controller, target) in figures.items():
-        print(f"{count:>44} {wall:7.2f}s {controller:14.2f}s {target:15.2f}s")
-    further = (figures[FLEET[-1]][1] - figures[FLEET[0]][1]) / (FLEET[-1] - FLEET[0])
-    print(f"controller CPU per further host: {further * 1000:.0f} ms")
+    print(f"{'a no-op over N hosts, 100 ms round trip':44} {'wall':>8} {'controller CPU':>15} {'target side CPU':>16}"
+          f" {'floor CPU':>10}")
+    for count, (wall, controller, target, floor) in figures.items():
+        print(f"{count:>44} {wall:7.2f}s {controller:14.2f}s {target:15.2f}s {floor:9.2f}s")
+    for what, column in (("controller CPU per further host", 1), ("the floor's", 3)):
+        further = (figures[FLEET[-1]][column] - figures[FLEET[0]][column]) / (FLEET[-1] - FLEET[0])
+        print(f"{what}: {further * 1000:.0f} ms")
 
 
 CAP, REQUEST_DELAY = 25e6, 0.05  # bytes a second on one connection to a CDN, and its distance

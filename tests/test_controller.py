@@ -150,3 +150,96 @@ def test_changes_so_far_counts_as_a_full_count_while_operations_complete_in_orde
             metas[op_hash].set_complete(True, ["a command"] if changed else [], None)
             counts.append((managed.changes_so_far(), full_count()))
     assert counts == [0, (1, 1), (1, 1), (1, 1), (2, 2), (3, 3), (3, 3)]
+
+
+def test_changes_so_far_looks_at_no_operation_after_the_one_running():
+    """pyinfra runs a host's operations one after another: while one runs, none after it has run, and
+    the count does not walk them (a run asks once per operation and host)."""
+    inventory, state = inventory_and_state()
+    host = inventory.get_host("one")
+    metas = {f"op{n}": OperationMeta(f"op{n}", is_change=None) for n in range(4)}
+    state.ops[host] = {op_hash: SimpleNamespace(operation_meta=meta) for op_hash, meta in metas.items()}
+    managed._declared.pop(host.name, None)
+    metas["op0"].set_complete(True, ["a command"], None)
+    metas["op3"].set_complete(True, ["a command"], None)  # as if it had run: after the running one
+    with ctx_state.use(state), ctx_host.use(host):
+        host.executing_op_hash = "op1"
+        assert managed.changes_so_far() == 1
+        host.executing_op_hash = None  # asked outside a run: every operation looked at
+        assert managed.changes_so_far() == 2
+
+
+def rendered(template, values, host_name="one"):
+    """managed.render of `template` (its text, written to a file) on the host `host_name`."""
+    inventory, state = inventory_and_state()
+    with ctx_state.use(state), ctx_host.use(inventory.get_host(host_name)):
+        return managed.render(str(template), values)
+
+
+def test_a_template_is_rendered_once_per_run_for_the_same_values_and_again_for_others(tmp_path):
+    template = tmp_path / "program.conf.j2"
+    template.write_text("command={{ command }} {{ size }}\n{% for name in names %}{{ name }};{% endfor %}\n")
+    first = rendered(template, {"command": "Xvfb", "size": "1920x1080", "names": ["a", "b"]})
+    assert first == b"command=Xvfb 1920x1080\na;b;\n"
+    assert rendered(template, {"command": "Xvfb", "size": "1920x1080", "names": ["a", "b"]}, "two") is first
+    assert rendered(template, {"command": "Xvfb", "size": "1280x720", "names": ["a", "b"]}) == \
+        b"command=Xvfb 1280x720\na;b;\n"
+    assert rendered(template, {"command": "Xvfb", "size": "1920x1080", "names": ("a", "b", "c")}) == \
+        b"command=Xvfb 1920x1080\na;b;c;\n"
+    assert rendered(template, {"command": "Xvfb", "size": 1920, "names": []}) == b"command=Xvfb 1920\n\n"
+
+
+def test_a_template_that_reads_the_host_or_takes_in_another_is_rendered_for_each_host(tmp_path):
+    (tmp_path / "part.j2").write_text("{{ host.name }}")
+    for name, text in (("host.j2", "[{{ host.name }}] {{ word }}\n"), ("include.j2", "{% include 'part.j2' %}")):
+        (tmp_path / name).write_text(text)
+        assert not managed.rendered_once(str(tmp_path / name))
+    assert rendered(tmp_path / "host.j2", {"word": "hi"}) == b"[one] hi\n"
+    assert rendered(tmp_path / "host.j2", {"word": "hi"}, "two") == b"[two] hi\n"
+    assert managed.rendered_once(str(tmp_path / "part.j2")) is False
+
+
+def test_values_pickle_cannot_key_are_rendered_each_time(tmp_path):
+    template = tmp_path / "call.j2"
+    template.write_text("{{ make() }}\n")
+    assert rendered(template, {"make": lambda: "first"}) == b"first\n"
+    assert rendered(template, {"make": lambda: "second"}) == b"second\n"
+
+
+def test_styled_texts_are_the_formatters_and_made_once():
+    made = []
+
+    def formatter(text, *args, **kwargs):
+        made.append(text)
+        return f"<{text}|{args}|{sorted(kwargs.items())}>"
+    styled = controller.StyledTexts(formatter)
+    asked = [("one", (), {"bold": True}), ("Success", ("green",), {}), ("one", (), {}), ("one", (), {"bold": True}),
+             ("Success", ("green",), {})]
+    texts = [styled(text, *args, **kwargs) for text, args, kwargs in asked]
+    assert made == ["one", "Success", "one"], "made once per text and style"
+    assert texts == [formatter(text, *args, **kwargs) for text, args, kwargs in asked]
+    assert styled("list", fg=["unhashable"]) == formatter("list", fg=["unhashable"])
+
+
+def test_faster_output_is_installed_once(monkeypatch):
+    import logging
+
+    from pyinfra.api import output
+    monkeypatch.setattr(output, "_format_text", output._format_text)
+    for flag in ("logThreads", "logProcesses", "logMultiprocessing"):
+        monkeypatch.setattr(logging, flag, getattr(logging, flag))
+    original = output._format_text
+    controller.faster_output()
+    controller.faster_output()  # every host's deploy.py calls it
+    assert isinstance(output._format_text, controller.StyledTexts) and output._format_text.formatter is original
+    assert not (logging.logThreads or logging.logProcesses or logging.logMultiprocessing)
+
+
+@pytest.mark.parametrize("pair", [(b"a" * 32, b"a" * 32), (b"a" * 32, b"a" * 31 + b"b"), (b"abc", b"abcd"),
+                                  (b"", b"")])
+def test_a_packets_mac_compares_as_paramikos(monkeypatch, pair):
+    import paramiko.util
+    original = paramiko.util.constant_time_bytes_eq
+    monkeypatch.setattr(paramiko.util, "constant_time_bytes_eq", original)
+    controller.faster_packets()
+    assert paramiko.util.constant_time_bytes_eq(*pair) == original(*pair)
