@@ -64,6 +64,7 @@ controller.faster_declarations()
 controller.faster_host_data()
 controller.faster_output()
 controller.faster_packets()
+controller.freeze_heap()
 controller.disable_nagle()
 settings, sources = checked_settings()
 # The access part first: the desk comes up, locked, whatever happens to the app's steps below.

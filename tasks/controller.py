@@ -22,9 +22,12 @@ signature (a function's signature does not change either) and each value found t
 argument's type.
 
 And for every operation and host, a log line and its packets: `faster_output()` styles each text once
-and leaves the thread out of log records; `faster_packets()` checks each packet's MAC in C.
+and leaves the thread out of log records; `faster_packets()` checks each packet's MAC in C. Last,
+`freeze_heap()` keeps the garbage collector from walking again, for every host, what earlier ones
+declared.
 """
 import contextlib
+import gc
 import hmac
 import inspect
 import logging
@@ -215,6 +218,15 @@ def faster_packets():
     """paramiko compares each received packet's MAC byte by byte in Python (util.constant_time_bytes_eq);
     hmac.compare_digest gives the same answer, in constant time too, in C. Once per process."""
     paramiko.util.constant_time_bytes_eq = hmac.compare_digest
+
+
+def freeze_heap():
+    """Moves everything the controller holds when a host's deploy begins out of the garbage collector's
+    reach (gc.freeze): pyinfra and the other modules, the inventory and the connections, what the hosts
+    before declared. All of it lives until the run ends, yet each full collection walked it again, more
+    with every host, and a last one at exit; now they see only what is new. (Garbage in a reference
+    cycle from before, an exception's traceback, is then kept until the process ends: a run is short.)"""
+    gc.freeze()
 
 
 def disable_nagle():

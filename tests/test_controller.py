@@ -243,3 +243,19 @@ def test_a_packets_mac_compares_as_paramikos(monkeypatch, pair):
     monkeypatch.setattr(paramiko.util, "constant_time_bytes_eq", original)
     controller.faster_packets()
     assert paramiko.util.constant_time_bytes_eq(*pair) == original(*pair)
+
+
+def test_freeze_heap_leaves_what_exists_to_no_collection():
+    import gc
+    gc.unfreeze()
+    before = gc.get_freeze_count()
+    kept = [[] for _ in range(100)]
+    try:
+        controller.freeze_heap()
+        assert gc.get_freeze_count() >= before + len(kept)
+        collected = {id(each) for each in gc.get_objects()}  # every generation a collection walks
+        assert not any(id(entry) in collected for entry in kept), "what existed is frozen"
+        made_after = []
+        assert any(each is made_after for each in gc.get_objects()), "what is new is collected as before"
+    finally:
+        gc.unfreeze()

@@ -21,6 +21,7 @@ controller.faster_declarations()
 controller.faster_host_data()
 controller.faster_output()
 controller.faster_packets()
+controller.freeze_heap()
 controller.disable_nagle()
 host.get_fact(Hostname)
 for number in host.loop(range(int(os.environ["RED_FLOOR_OPERATIONS"]))):
