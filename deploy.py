@@ -60,12 +60,7 @@ def checked_settings():
     return values, sources
 
 
-controller.faster_declarations()
-controller.faster_host_data()
-controller.faster_output()
-controller.faster_packets()
-controller.freeze_heap()
-controller.disable_nagle()
+controller.at_each_host()
 settings, sources = checked_settings()
 # The access part first: the desk comes up, locked, whatever happens to the app's steps below.
 system.system()

@@ -1,7 +1,7 @@
 """pyinfra's own cost of a deploy's operations: RED_FLOOR_OPERATIONS operations that change nothing and
-ask nothing, after one command (as Red's first look), with Red's controller speedups installed as
-deploy.py installs them (tests/benchmark.py fleet: what a no-op over many hosts costs before any of
-Red's own work)."""
+ask nothing, after one command (as Red's first look), with what deploy.py does for the controller at
+each host (controller.at_each_host): tests/benchmark.py fleet's measure of what a no-op over many hosts
+costs before any of Red's own work."""
 import os
 
 from pyinfra import host
@@ -17,12 +17,7 @@ def nothing():
     yield from ()
 
 
-controller.faster_declarations()
-controller.faster_host_data()
-controller.faster_output()
-controller.faster_packets()
-controller.freeze_heap()
-controller.disable_nagle()
+controller.at_each_host()
 host.get_fact(Hostname)
 for number in host.loop(range(int(os.environ["RED_FLOOR_OPERATIONS"]))):
     nothing(name=f"Nothing {number}")
