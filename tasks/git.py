@@ -3,8 +3,8 @@ and the target's checkout is moved to it by the steps `plan` chooses from what i
 import re
 import shlex
 import subprocess
+import threading
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 
 from tasks import facts
 
@@ -31,9 +31,28 @@ class Pin:
         return asdict(self)
 
 
-@lru_cache(maxsize=None)
 def resolve(repo, ref, timeout=120):
-    """The Pin of `ref` (a branch, a tag or a full commit hash) in `repo`, asked once per run."""
+    """The Pin of `ref` (a branch, a tag or a full commit hash) in `repo`, asked once per run: every
+    host's deploy asks, and those that ask while the question is out (pyinfra runs them side by side,
+    each waiting on the network in turn) wait for its answer, a RefError included."""
+    key = (repo, ref, timeout)
+    with ASKING.setdefault(key, threading.Lock()):  # threading's Lock is gevent's under pyinfra's CLI
+        if key not in ANSWERS:
+            try:
+                ANSWERS[key] = ask(repo, ref, timeout)
+            except RefError as error:
+                ANSWERS[key] = str(error)
+    if isinstance(ANSWERS[key], str):
+        raise RefError(ANSWERS[key])
+    return ANSWERS[key]
+
+
+ASKING = {}  # (repo, ref, timeout) -> the lock held while it is asked
+ANSWERS = {}  # (repo, ref, timeout) -> its Pin, or why it cannot be used
+
+
+def ask(repo, ref, timeout):
+    """`ref`'s Pin, asked of `repo` now (git ls-remote)."""
     if COMMIT.fullmatch(ref):
         return Pin(repo, ref, ref, "commit")
     try:

@@ -2,6 +2,8 @@
 packages an image's early stages install, and which steps move a checkout without losing work. (The
 end-to-end proofs: tests/test_visomaster.py, tests/test_variants.py.)"""
 import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -111,6 +113,28 @@ def test_a_ref_is_resolved_on_the_controller_to_its_commit(tmp_path):
     assert git.resolve(url, COMMIT) == git.Pin(url, COMMIT, COMMIT, "commit"), "a full hash is used as it is"
     with pytest.raises(git.RefError, match="'nope' is no branch or tag of"):
         git.resolve(url, "nope")
+
+
+def test_a_ref_asked_by_many_hosts_at_once_is_asked_once(monkeypatch):
+    """Every host's deploy resolves the ref; those that ask while it is being asked wait for that answer,
+    an error included (a repository that does not answer is not asked once per host)."""
+    asked = []
+
+    def ask(repo, ref, timeout):
+        asked.append(ref)
+        time.sleep(0.2)  # git ls-remote on the network: the other hosts ask meanwhile
+        if ref == "nope":
+            raise git.RefError(f"{ref!r} is no branch or tag of {repo}")
+        return git.Pin(repo, ref, COMMIT, "branch")
+    monkeypatch.setattr(git, "ask", ask)
+    url = f"https://example.invalid/{time.time_ns()}.git"
+    with ThreadPoolExecutor(8) as hosts:
+        pins = list(hosts.map(lambda _: git.resolve(url, "main"), range(8)))
+        errors = list(hosts.map(lambda _: pytest.raises(git.RefError, git.resolve, url, "nope").value, range(8)))
+    assert asked == ["main", "nope"]
+    assert pins == [git.Pin(url, "main", COMMIT, "branch")] * 8
+    assert {str(error) for error in errors} == {f"'nope' is no branch or tag of {url}"}
+    assert git.resolve(url, "main", timeout=5) and asked[-1] == "main", "another deadline: asked again"
 
 
 def stage(*words):
