@@ -33,7 +33,7 @@ def diagnostics():
     data = host.data
     doctor = managed.put(name="red-doctor", src="files/diagnostics/red-doctor", dest=DOCTOR, mode="755")
     managed.put(name=f"What red-doctor checks ({CONFIG})", dest=CONFIG, user="root", group="root",
-                mode="644", src=(json.dumps(doctor_config(), indent=1, sort_keys=True) + "\n").encode())
+                mode="644", src=managed.json_content(doctor_config(), indent=1))
     # both read CONFIG again at each report and each request: a changed one restarts neither
     services.program("doctor", [DOCTOR, "--save", REPORT, "--every", str(EVERY)], priority=95, restart_on=[doctor])
     fix = managed.put(name="red-fix", src="files/diagnostics/red-fix", dest=FIX, mode="755")

@@ -16,6 +16,7 @@ import base64
 import hashlib
 import io
 import itertools
+import json
 import logging
 import os
 import pickle
@@ -313,6 +314,18 @@ def path_matches(seen, path, kind, mode=None, user=None, group=None, digest=None
 
 def sha256(content):
     return hashlib.sha256(content).hexdigest()
+
+
+def json_content(value, indent):
+    """A managed JSON file's content: `value` with sorted keys, indented, and a final newline; made
+    once per run for the same value (its compact form, which json's C encoder makes quickly, is the
+    key: indenting runs json's Python encoder)."""
+    return indented_json(json.dumps(value, sort_keys=True), indent)
+
+
+@lru_cache(maxsize=None)
+def indented_json(compact, indent):
+    return (json.dumps(json.loads(compact), indent=indent, sort_keys=True) + "\n").encode()
 
 
 @lru_cache(maxsize=None)

@@ -3,7 +3,6 @@ the settings this run used (for the start phase), and, when deploying from elsew
 Red with its own venv at red_dir."""
 import hashlib
 import io
-import json
 import os
 import shlex
 import tarfile
@@ -49,7 +48,7 @@ def runs_from_red_dir():
 def red_on_instance(saved_settings):
     managed.put(
         name=f"Settings for the start phase ({SAVED_SETTINGS})",
-        src=(json.dumps(saved_settings, indent=2, sort_keys=True) + "\n").encode(),
+        src=managed.json_content(saved_settings, indent=2),
         dest=SAVED_SETTINGS, user="root", group="root", mode="600",
     )
     if runs_from_red_dir():

@@ -259,3 +259,13 @@ def test_freeze_heap_leaves_what_exists_to_no_collection():
         assert any(each is made_after for each in gc.get_objects()), "what is new is collected as before"
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.parametrize("value", [{"b": [1, 2.5, None], "a": {"z": True, "y": "é \"q\""}}, {"programs": ("x", "y")},
+                                   {"n": 10 ** 30, "f": 0.1, "empty": {}}])
+@pytest.mark.parametrize("indent", [1, 2])
+def test_a_json_files_content_is_jsons_own_and_made_once_for_the_same_value(value, indent):
+    import json
+    expected = (json.dumps(value, indent=indent, sort_keys=True) + "\n").encode()
+    assert managed.json_content(value, indent) == expected
+    assert managed.json_content(json.loads(json.dumps(value)), indent) is managed.json_content(value, indent)
