@@ -10,6 +10,7 @@ import contextlib
 import functools
 import hashlib
 import http.server
+import json
 import os
 import re
 import shutil
@@ -244,13 +245,27 @@ class VariantInputs:
     mirror: ModelServer  # the model files' server; its .requests are what was asked
 
 
+def bridge_gateway(client):
+    """The address containers on Docker's default bridge reach this machine at. A daemon that made its
+    bridge network at this start (a machine's first, with no network store yet) leaves the gateway out
+    of the network's IPAM config (20.10 shows only the subnet): then the bridge interface's own address."""
+    network = client.networks.get("bridge").attrs
+    gateway = network["IPAM"]["Config"][0].get("Gateway")
+    if gateway:
+        return gateway
+    interface = network["Options"]["com.docker.network.bridge.name"]
+    shown = subprocess.run(["ip", "-j", "-4", "addr", "show", "dev", interface], capture_output=True, text=True,
+                           check=True).stdout
+    return json.loads(shown)[0]["addr_info"][0]["local"]
+
+
 @contextlib.contextmanager
 def served_variants(client, prefix, files, ref="v0.2.0"):
     """VariantInputs for images.yaml's variants: VisoMaster's stand-in with a model table of `files` (name:
     content) at the tag `ref`, and a mirror of those files, served at the build (host network) and to
     containers (the bridge's gateway) under the names VARIANT_HOSTS."""
     from test_models import table, url_path
-    gateway = client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    gateway = bridge_gateway(client)
     standin_host, models_host = VARIANT_HOSTS
     with tempfile.TemporaryDirectory() as scratch:
         table_text = table(Path(scratch), files, "https://github.com").read_text()

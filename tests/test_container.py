@@ -121,7 +121,7 @@ def test_a_start_without_network_or_with_a_repository_that_never_answers_asks_it
     offline = start(client, image, "offline", network="none")
     engine.wait_all_running(offline, 60)
     assert "cannot ask" not in offline.logs().decode()
-    gateway = client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    gateway = engine.bridge_gateway(client)
     with engine.silent_listener(gateway, image.git_port) as silent:
         hanging = start(client, image, "hanging", extra_hosts={STANDIN_HOST: gateway})
         assert run_in(hanging, "getent", "hosts", STANDIN_HOST)[1].split()[0] == gateway
