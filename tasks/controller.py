@@ -13,18 +13,20 @@ pyinfra in requirements.txt; a pyinfra without them fails loudly here.
 Then, per operation and host, most of what was left (profiled with py-spy over 100 hosts):
 - every global argument (32 names) looked up in the host's data, six layers deep, each miss a KeyError
   raised and caught, and the inventory's group data merged into a new dict at each lookup;
-- the operation function's signature made again (`inspect.signature`) only to bind its arguments;
+- the operation function's signature made again (`inspect.signature`) only to bind its arguments, and
+  bound, though whether a call binds depends on its shape alone;
 - each global argument's value that differs from its default (an operation's name, _ignore_errors)
   checked against its type by typeguard, the same names and flags for every host.
 `faster_host_data()` looks up the same layers in the same order without the exceptions, merges a
-host's groups' data once (the inventory does not change during a run), and keeps each function's
-signature (a function's signature does not change either) and each value found to be of its
-argument's type.
+host's groups' data once (the inventory does not change during a run), keeps each function's
+signature (a function's signature does not change either) with the verdict of each call's shape, and
+each value found to be of its argument's type. `faster_context()` reads pyinfra's context objects
+(`host`, `state`: about 2,000 lookups per host) with one lookup of their module, not two.
 
 And for every operation and host, a log line and its packets: `faster_output()` styles each text once
-and leaves the thread out of log records; `faster_packets()` checks each packet's MAC in C. Last,
-`freeze_heap()` keeps the garbage collector from walking again, for every host, what earlier ones
-declared. deploy.py calls them all through `at_each_host()`.
+and leaves the thread (and the caller, unless debugging) out of log records; `faster_packets()`
+checks each packet's MAC in C. Last, `freeze_heap()` keeps the garbage collector from walking again,
+for every host, what earlier ones declared. deploy.py calls them all through `at_each_host()`.
 """
 import contextlib
 import gc
@@ -43,7 +45,7 @@ from pyinfra.api import arguments, output, util
 from pyinfra.api.exceptions import ArgumentTypeError
 from pyinfra.api.host import HostData
 from pyinfra.api.inventory import Inventory
-from pyinfra.context import ctx_config
+from pyinfra.context import ContextObject, ctx_config
 
 OPERATION = sys.modules["pyinfra.api.operation"]  # `pyinfra.api.operation` the name is the decorator
 
@@ -90,6 +92,7 @@ def at_each_host():
     per process), the heap frozen, Nagle's algorithm off on the host's connection."""
     faster_declarations()
     faster_host_data()
+    faster_context()
     faster_output()
     faster_packets()
     freeze_heap()
@@ -192,16 +195,58 @@ def faster_host_data():
     Inventory.get_groups_data = lambda inventory, groups: groups_data(inventory, tuple(groups))
     for module in POP_GLOBAL_ARGUMENTS_USERS:
         module.pop_global_arguments = global_arguments
-    OPERATION.signature = lru_cache(maxsize=None)(inspect.signature)
+    OPERATION.signature = lru_cache(maxsize=None)(ArgumentShapes)
+
+
+class ArgumentShapes:
+    """What pyinfra asks of an operation function's signature: `bind`, only to raise its TypeError for
+    a call the function cannot take. Whether a call binds, and the error's text, depend on how many
+    positional arguments it has and which keyword names (in their order), never on the values: the
+    verdict is kept per shape (every host declares the same calls)."""
+
+    def __init__(self, func):
+        self.signature = inspect.signature(func)
+        self.verdicts = {}
+
+    def bind(self, *args, **kwargs):
+        shape = (len(args), tuple(kwargs))
+        verdict = self.verdicts.get(shape)
+        if verdict is None:
+            try:
+                self.signature.bind(*args, **kwargs)
+                verdict = ""
+            except TypeError as error:
+                verdict = str(error)
+            self.verdicts[shape] = verdict
+        if verdict:
+            raise TypeError(verdict)
+
+
+def context_value(self, key):
+    """pyinfra.context.ContextObject.__getattr__'s value (`host.name`, `state.config`...), the context's
+    module looked up once: pyinfra looks it up twice, through a method, at each of about 2,000 lookups
+    per host."""
+    module = self._container.module
+    if module is None:
+        return getattr(self._base_cls, key)
+    return getattr(module, key)
+
+
+def faster_context():
+    """Installs context_value into pyinfra (once per process)."""
+    ContextObject.__getattr__ = context_value
 
 
 def faster_output():
     """pyinfra logs a line per operation and host. Its text styling (click.style, installed by its CLI)
     is remembered per text and style: it styles the same host names and statuses each time. And its
-    log records leave out the thread and the process, which its format never shows (the logging HOWTO's
-    own "Optimization" switches): under gevent, naming the thread of each host's greenlet made a new
-    dummy thread for each. Once per process."""
+    log records leave out the thread and the process, which its format never shows, and, unless a
+    logger shows debug lines (pyinfra's name the module they come from), the caller's file and line
+    (the logging HOWTO's own "Optimization" switches): under gevent, naming the thread of each host's
+    greenlet made a new dummy thread for each, and finding the caller walked the stack. Once per process."""
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    if not any(logger.isEnabledFor(logging.DEBUG) for logger in (logging.getLogger(), pyinfra.logger)):
+        logging._srcfile = None  # the caller's file and line, which only pyinfra's debug lines show
     if not isinstance(output._format_text, StyledTexts):
         output.set_formatter(StyledTexts(output._format_text))
 

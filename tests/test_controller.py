@@ -126,8 +126,66 @@ def test_host_data_installed_once_and_signatures_are_inspects(monkeypatch):
     assert HostData.__getattr__ is controller.host_data_value
     assert all(module.pop_global_arguments is controller.global_arguments
                for module in controller.POP_GLOBAL_ARGUMENTS_USERS)
-    assert operation.signature(inventory_and_state) == inspect.signature(inventory_and_state)
+    assert operation.signature(inventory_and_state).signature == inspect.signature(inventory_and_state)
+    assert operation.signature(inventory_and_state) is operation.signature(inventory_and_state)
     assert not hasattr(operation.signature.__wrapped__, "__wrapped__"), "wrapped once, not once per host"
+
+
+def an_operation(path, present=True, *more, user, mode="644", **options):
+    yield from ()
+
+
+@pytest.mark.parametrize("args, kwargs", [
+    ((), {}), (("/x",), {}), (("/x",), {"user": "red"}), ((), {"path": "/x", "user": "red"}),
+    (("/x",), {"path": "/y", "user": "red"}), (("/x", False, 1, 2), {"user": "red", "extra": 1}),
+    (("/x",), {"user": "red", "mode": "600", "present": False}),
+])
+def test_a_calls_verdict_is_inspects_bind_and_kept_per_shape(args, kwargs):
+    shapes = controller.ArgumentShapes(an_operation)
+    verdicts = []
+    for bind in (inspect.signature(an_operation).bind, shapes.bind, shapes.bind):
+        try:
+            bind(*args, **kwargs)
+            verdicts.append(None)
+        except TypeError as error:
+            verdicts.append(str(error))
+        args, kwargs = tuple(f"other {arg}" for arg in args), {key: None for key in kwargs}  # same shape
+    assert verdicts[0] == verdicts[1] == verdicts[2]
+    assert len(shapes.verdicts) == 1, "one verdict for the shape, whatever the values"
+
+
+def test_a_keyword_functions_verdict_names_the_first_unexpected_keyword_as_inspect_does():
+    def takes(*, one):
+        yield from ()
+    for kwargs in ({"one": 1, "b": 2, "a": 3}, {"one": 1, "a": 3, "b": 2}):
+        with pytest.raises(TypeError) as theirs:
+            inspect.signature(takes).bind(**kwargs)
+        with pytest.raises(TypeError) as ours:
+            controller.ArgumentShapes(takes).bind(**kwargs)
+        assert str(ours.value) == str(theirs.value)
+
+
+def test_context_lookups_are_pyinfras(monkeypatch):
+    from pyinfra.api import Host
+    from pyinfra.context import ContextObject, host
+    inventory, _ = inventory_and_state()
+    monkeypatch.setattr(ContextObject, "__getattr__", ContextObject.__getattr__)
+    original = ContextObject.__getattr__
+
+    def looked_up(key):
+        try:
+            return getattr(host, key)
+        except AttributeError as error:
+            return f"AttributeError: {error}"
+    values = []
+    for install in (lambda: None, controller.faster_context):
+        install()
+        with ctx_host.use(inventory.get_host("two")):
+            inside = [looked_up(key) for key in ("name", "groups", "data", "no_such_attribute")]
+        values.append((inside, looked_up("get_fact"), looked_up("no_such_attribute")))
+    assert ContextObject.__getattr__ is controller.context_value and original is not controller.context_value
+    assert values[0] == values[1]
+    assert values[1][0][0] == "two" and values[1][1] is Host.get_fact, "the host in the context, else its class"
 
 
 def test_changes_so_far_counts_as_a_full_count_while_operations_complete_in_order():
@@ -226,13 +284,26 @@ def test_faster_output_is_installed_once(monkeypatch):
 
     from pyinfra.api import output
     monkeypatch.setattr(output, "_format_text", output._format_text)
-    for flag in ("logThreads", "logProcesses", "logMultiprocessing"):
+    for flag in ("logThreads", "logProcesses", "logMultiprocessing", "_srcfile"):
         monkeypatch.setattr(logging, flag, getattr(logging, flag))
     original = output._format_text
     controller.faster_output()
     controller.faster_output()  # every host's deploy.py calls it
     assert isinstance(output._format_text, controller.StyledTexts) and output._format_text.formatter is original
-    assert not (logging.logThreads or logging.logProcesses or logging.logMultiprocessing)
+    assert not (logging.logThreads or logging.logProcesses or logging.logMultiprocessing or logging._srcfile)
+
+
+def test_debug_lines_still_name_their_caller(monkeypatch):
+    import logging
+    monkeypatch.setattr(logging, "_srcfile", logging._srcfile)
+    source_file = logging._srcfile
+    level = pyinfra.logger.level
+    pyinfra.logger.setLevel(logging.DEBUG)  # pyinfra -vvv
+    try:
+        controller.faster_output()
+    finally:
+        pyinfra.logger.setLevel(level)
+    assert logging._srcfile == source_file
 
 
 @pytest.mark.parametrize("pair", [(b"a" * 32, b"a" * 32), (b"a" * 32, b"a" * 31 + b"b"), (b"abc", b"abcd"),
