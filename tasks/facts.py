@@ -75,7 +75,7 @@ class FirstLook(FactBase):
                      "2>/dev/null")
         if script:
             look += f"; if [ -x {script} ]; then echo @snapshot; {script}; fi"
-        return (run_lock(controller_pid) + "; " if lock else "") + look + "; true"
+        return (run_lock(controller_pid) + "; " if lock else "") + in_one_write(look)
 
     def process(self, output):
         sections = {"environment": [], "@os-release": [], "@listeners": [], "@snapshot": None}
@@ -159,10 +159,17 @@ class Snapshot(FactBase):
     """Everything the deploy manages, in one remote command (see snapshot_command)."""
 
     def command(self, command):
-        return command
+        return in_one_write(command)
 
     def process(self, output):
         return parse_snapshot(output)
+
+
+def in_one_write(command):
+    """`command` with its output held until it ends and then written at once: its steps' outputs
+    (about twenty) would each leave as SSH packets of their own, and a controller reading many hosts'
+    snapshots spent 2.5 ms a host on their packets. dd (coreutils) gathers blocks of up to a MiB."""
+    return f"{{ {command}; }} | dd obs=1M status=none; true"
 
 
 class Probe(FactBase):

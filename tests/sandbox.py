@@ -34,7 +34,8 @@ PIP_CACHE = CACHE / "pip"
 SUITE = "bookworm"
 BASE_PACKAGES = "openssh-server,python3,ca-certificates"
 HOST_TOOLS = {"debootstrap": "debootstrap", "unshare": "util-linux", "ssh": "openssh-client",
-              "ssh-keygen": "openssh-client", "git": "git", "chromium": "chromium"}
+              "ssh-keygen": "openssh-client", "git": "git", "chromium": "chromium",
+              "strace": "strace"}
 
 
 # PID 1 of a sandbox host: start the command, then reap every child until the namespace ends.

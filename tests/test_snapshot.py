@@ -67,6 +67,25 @@ def test_the_first_look_keeps_every_line_of_a_variable(tmp_path):
     assert look["environment"] == {"PUBLIC_KEY": "ssh-ed25519 AAAA one\nssh-ed25519 BBBB two\\x", "WORKSPACE": "/data"}
 
 
+def test_the_first_look_hands_over_a_saved_snapshot_whole_in_as_few_writes_as_its_size_needs(tmp_path):
+    """Each of a snapshot's steps writes on its own (each write a packet of its own over SSH); the first
+    look sends its output when it ends, in blocks of a MiB (strace counts the writes): every line of
+    the steps, in order, a last one without a newline too."""
+    script, out, trace = tmp_path / "snapshot", tmp_path / "out", tmp_path / "trace"
+    script.write_text("#!/bin/sh\necho @request abc\necho @stat; seq 1 200000; echo @dpkg; printf 'last'\n")
+    script.chmod(0o755)
+    command = FirstLook().command(["WORKSPACE"], script=str(script))
+    with out.open("wb") as stdout:
+        subprocess.run(["strace", "-f", "-qq", "-y", "-e", "trace=write", "-e", "signal=none", "-o", str(trace),
+                        "sh", "-c", command], stdout=stdout, check=True)
+    output = out.read_bytes()
+    lines = output.decode().split("\n")
+    assert lines[lines.index("@snapshot"):] == ["@snapshot", "@request abc", "@stat", *map(str, range(1, 200001)),
+                                                "@dpkg", "last"]
+    writes = [line for line in trace.read_text().splitlines() if f"<{out}>" in line]
+    assert len(output) > 1 << 20 and len(writes) == -(-len(output) // (1 << 20))
+
+
 def test_the_first_look_names_who_listens_on_each_port_and_which_descend_from_reds_supervisord(tmp_path):
     """A listener under a supervisord started with the given configuration is Red's; any other is not."""
     config = str(tmp_path / "supervisord.conf")
