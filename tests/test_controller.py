@@ -1,9 +1,13 @@
 """The controller's replacements for pyinfra's costly steps give pyinfra's own values (tasks/controller.py),
 and Red's own count of the changes so far is the full count."""
 import inspect
+import socket
 import sys
+import threading
+import time
 from types import SimpleNamespace
 
+import paramiko
 import pyinfra
 import pytest
 from pyinfra.api import Config, Inventory, State, arguments, util
@@ -340,3 +344,52 @@ def test_a_json_files_content_is_jsons_own_and_made_once_for_the_same_value(valu
     expected = (json.dumps(value, indent=indent, sort_keys=True) + "\n").encode()
     assert managed.json_content(value, indent) == expected
     assert managed.json_content(json.loads(json.dumps(value)), indent) is managed.json_content(value, indent)
+
+
+class GlobalRequestsSeen(paramiko.ServerInterface):
+    """A server that lets anyone in (global requests come only after authentication) and notes them."""
+
+    def __init__(self):
+        self.kinds = []
+
+    def get_allowed_auths(self, username):
+        return "none"
+
+    def check_auth_none(self, username):
+        return paramiko.AUTH_SUCCESSFUL
+
+    def check_global_request(self, kind, msg):
+        self.kinds.append(kind)
+        return False
+
+
+def test_a_tuned_connection_still_sends_its_keepalives_and_ends_when_closed():
+    """A tuned connection's reader looks once a second while idle, not ten times: a keepalive of a
+    second (ssh's ServerAliveInterval=1) still reaches the server, and close() still ends the
+    connection's reader. Over real loopback TCP to a paramiko server."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = paramiko.Transport(socket.create_connection(listener.getsockname()))
+    server = paramiko.Transport(listener.accept()[0])
+    server.add_server_key(paramiko.ECDSAKey.generate())
+    seen = GlobalRequestsSeen()
+    serving = threading.Thread(target=server.start_server, kwargs={"server": seen})
+    serving.start()
+    try:
+        client.start_client(timeout=10)
+        client.auth_none("red")
+        controller.tune_connection(client)
+        assert client.sock.gettimeout() == controller.IDLE_CHECK
+        assert client.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        client.set_keepalive(1)
+        deadline = time.monotonic() + 10
+        while "keepalive@lag.net" not in seen.kinds and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "keepalive@lag.net" in seen.kinds
+        client.close()
+        client.join(10)
+        assert not client.is_alive()
+    finally:
+        client.close()
+        server.close()
+        serving.join(10)
+        listener.close()
