@@ -32,12 +32,13 @@ from pyinfra import host, logger, state
 from pyinfra.api import FunctionCommand, operation
 from pyinfra.api.util import get_template
 from pyinfra.connectors.local import LocalConnector
+from pyinfra.context import ctx_host
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import Directory, FindFiles, Link, Sha256File
 from pyinfra.operations import apt, files, server
 from pyinfra.operations.util.files import ensure_mode_int
 
-from tasks import git
+from tasks import controller, git
 from tasks.facts import Checkout, FirstLook, Probe, Snapshot, as_user, as_user_script, snapshot_command
 
 SNAPSHOT_SCRIPTS = "/etc/red/snapshot-{phase}"  # in Red's root-only folder
@@ -72,6 +73,7 @@ class Declared:
     probes: set = field(default_factory=set)  # (name, command): a task's own question (facts.Probe)
     contained: set = field(default_factory=set)  # operations that change only their own item
     steps: list = field(default_factory=list)  # every checked operation, in the order declared
+    by_hash: dict = field(default_factory=dict)  # operation hash -> its checked step (None: more than one)
     written: set = field(default_factory=set)  # files an earlier operation's inline repair wrote
     snapshot: dict = None
     taken: tuple = ()  # (the request's digest, operations changed) when the snapshot was taken
@@ -119,11 +121,11 @@ def declare(paths=(), files=(), packages=(), users=(), listings=(), supervisor="
     record.supervisor = supervisor or record.supervisor
 
 
-def changes_so_far():
+def changes_so_far(running=None):
     """Operations that have run on this host and changed something beyond their own item. A host's
     operations complete in order: the leading complete ones are counted once (`settled`), and each
     call looks only at the rest (a run asks this once per operation), up to the operation running now
-    (pyinfra runs a host's operations one after another: none after it has run yet)."""
+    or about to (`running`; pyinfra runs a host's operations one after another: none after it has run)."""
     record = declared()
     operations = state.ops[host]
     for op_hash, op in itertools.islice(operations.items(), record.settled, None):
@@ -132,7 +134,7 @@ def changes_so_far():
             break
         record.settled += 1
         record.settled_changes += op_hash not in record.contained and meta.did_change()
-    later, running = 0, host.executing_op_hash
+    later, running = 0, running or host.executing_op_hash
     for op_hash, op in itertools.islice(operations.items(), record.settled, None):
         if op_hash == running:
             break
@@ -152,6 +154,23 @@ def snapshot():
         record.snapshot = host.get_fact(Snapshot, command=command)
         record.taken = now
     return record.snapshot
+
+
+def finds_nothing_to_do(_state, target, op_hash):
+    """Whether `target`'s operation `op_hash` is a checked one that will find nothing to do without
+    asking the target (controller.IN_PLACE): the snapshot it would use is the one in hand (taken for
+    what was declared, nothing changed since) and shows its item as declared. Asked just before the
+    operation runs; check then comes to the same verdict."""
+    record = _declared.get(target.name)
+    step = record.by_hash.get(op_hash) if record else None
+    if step is None or record.snapshot is None:
+        return False
+    with ctx_host.use(target):
+        return bool(target.data.snapshot and record.taken == (record.request()[1], changes_so_far(op_hash))
+                    and step.matches(record.snapshot))
+
+
+controller.IN_PLACE.append(finds_nothing_to_do)
 
 
 def script_path():
@@ -221,6 +240,8 @@ def checked(matches, converge, unchanged, contained=False, inline=None, **argume
     meta = check(matches=matches, converge=converge, unchanged=unchanged, contained=contained, step=step,
                  **arguments)
     step.op_hash = meta._hash
+    record = declared()
+    record.by_hash[step.op_hash] = None if step.op_hash in record.by_hash else step  # one step per hash
     return meta
 
 

@@ -393,3 +393,96 @@ def test_a_tuned_connection_still_sends_its_keepalives_and_ends_when_closed():
         server.close()
         serving.join(10)
         listener.close()
+
+
+def fleet_of_fakes(names):
+    from pyinfra.api.connect import connect_all
+    state = State(Inventory((names, {})), Config())
+    connect_all(state)
+    return state
+
+
+@pytest.mark.parametrize("parallel", [0, 1])
+def test_a_host_whose_operation_waits_on_nothing_runs_it_in_place_and_the_others_as_pyinfra_runs_them(
+        monkeypatch, parallel):
+    """controller.run_single_op: a host IN_PLACE names runs its operation in the running greenlet, with
+    pyinfra's results; the others run as pyinfra runs them: together (each starts before any ends), or
+    one at a time with _parallel=1."""
+    import gevent
+    from pyinfra import host
+    from pyinfra.api import FunctionCommand, operation, operations
+    from pyinfra.api.operation import add_op
+    from pyinfra.api.operations import run_ops
+
+    events, running = [], gevent.getcurrent()
+
+    def waits(state, host):
+        events.append(("start", host.name))
+        gevent.sleep(0.05)
+        events.append(("end", host.name))
+        return True
+
+    @operation()
+    def step():
+        events.append(("runs", host.name, gevent.getcurrent() is running))
+        if host.name != "@fake/quiet":
+            yield FunctionCommand(waits, (), {})
+
+    results, orders = {}, {}
+    for in_place in ([], [lambda state, target, op_hash: target.name == "@fake/quiet"]):
+        monkeypatch.setattr(controller, "IN_PLACE", in_place)
+        monkeypatch.setattr(operations, "_run_single_op", controller.run_single_op if in_place else
+                            controller.RUN_SINGLE_OP)
+        state = fleet_of_fakes(["@fake/quiet", "@fake/b", "@fake/c"])
+        with ctx_state.use(state):
+            add_op(state, step, **({"_parallel": parallel} if parallel else {}))
+            events.clear()  # what declaring it ran
+            run_ops(state)
+        results[bool(in_place)] = {target.name: (vars(state.get_results_for_host(target)),
+                                                 [op.operation_meta.did_change() for op in state.ops[target].values()])
+                                   for target in state.inventory}
+        orders[bool(in_place)] = [event for event in events if event[0] in ("start", "end")]
+    assert results[True] == results[False]
+    assert results[True]["@fake/quiet"][1] == [False] and results[True]["@fake/b"][1] == [True]
+    assert ("runs", "@fake/quiet", True) in events, "in the running greenlet"
+    assert ("runs", "@fake/b", False) in events and ("runs", "@fake/c", False) in events
+    for order in orders.values():
+        assert sorted(order) == [("end", "@fake/b"), ("end", "@fake/c"), ("start", "@fake/b"), ("start", "@fake/c")]
+        if parallel:
+            assert order[0][1] == order[1][1] and order[2][1] == order[3][1], "one at a time"
+        else:
+            assert {order[0][0], order[1][0]} == {"start"}, "together"
+
+
+def test_an_operation_runs_in_place_only_when_its_check_finds_nothing_to_do_in_the_snapshot_in_hand():
+    """managed.finds_nothing_to_do: a checked operation whose item the snapshot in hand shows as
+    declared, nothing having changed since it was taken but earlier operations' own items; not when
+    its item differs, when an earlier operation changed something beyond its own item (the snapshot is
+    then taken again), when two steps share the operation, for another operation, or with the
+    snapshot setting off."""
+    inventory, state = inventory_and_state()
+    target = inventory.get_host("one")
+    metas = {f"op{n}": OperationMeta(f"op{n}", is_change=None) for n in range(5)}
+    state.ops[target] = {op_hash: SimpleNamespace(operation_meta=meta) for op_hash, meta in metas.items()}
+    managed._declared.pop(target.name, None)
+    verdicts = []
+    with ctx_state.use(state), ctx_host.use(target):
+        record = managed.declared()
+        record.paths.add("/etc")
+        record.snapshot = {"paths": {"/etc": ("directory", 755, "root", "root")}}
+        record.taken = (record.request()[1], 0)
+        for op_hash, mode in (("op2", 755), ("op3", 700), ("op4", 755), ("op4", 755)):
+            step = managed.Step(lambda seen, mode=mode: seen["paths"]["/etc"][1] == mode)
+            step.op_hash = op_hash
+            record.by_hash[op_hash] = None if op_hash in record.by_hash else step
+        target.data.snapshot = True
+        verdicts += [managed.finds_nothing_to_do(state, target, op_hash) for op_hash in ("op0", "op2", "op3", "op4")]
+        target.data.snapshot = False
+        verdicts.append(managed.finds_nothing_to_do(state, target, "op2"))
+        target.data.snapshot = True
+        record.contained.add("op0")  # as its check marks it, before it runs
+        metas["op0"].set_complete(True, ["a command"], None)  # a change of its own item only
+        verdicts.append(managed.finds_nothing_to_do(state, target, "op2"))
+        metas["op1"].set_complete(True, ["a command"], None)  # a change beyond its own item
+        verdicts.append(managed.finds_nothing_to_do(state, target, "op2"))
+    assert verdicts == [False, True, False, False, False, True, False]
