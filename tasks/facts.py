@@ -168,7 +168,7 @@ class Snapshot(FactBase):
 def in_one_write(command):
     """`command` with its output held until it ends and then written at once: its steps' outputs
     (about twenty) would each leave as SSH packets of their own, and a controller reading many hosts'
-    snapshots spent 2.5 ms a host on their packets. dd (coreutils) gathers blocks of up to a MiB."""
+    snapshots spent about 2 ms a host on their packets. dd (coreutils) gathers blocks of up to a MiB."""
     return f"{{ {command}; }} | dd obs=1M status=none; true"
 
 
