@@ -55,7 +55,6 @@ class Step:
     managed file, what to write inline (dest, content, user, group, mode)."""
     matches: object
     inline: tuple = None
-    op_hash: str = None
 
 
 @dataclass
@@ -72,7 +71,6 @@ class Declared:
     lines: set = field(default_factory=set)  # (file, (line, ...)): which of the lines it holds
     probes: set = field(default_factory=set)  # (name, command): a task's own question (facts.Probe)
     contained: set = field(default_factory=set)  # operations that change only their own item
-    steps: list = field(default_factory=list)  # every checked operation, in the order declared
     by_hash: dict = field(default_factory=dict)  # operation hash -> its checked step (None: more than one)
     written: set = field(default_factory=set)  # files an earlier operation's inline repair wrote
     snapshot: dict = None
@@ -93,6 +91,11 @@ class Declared:
                                        sorted(self.probes))
             self.made = (sizes, command, sha256(command.encode()))
         return self.made[1:]
+
+    def hashed(self, step, op_hash):
+        """Notes the operation hash of a checked step (known once pyinfra declared it); a hash two steps
+        share maps to None (neither is the one step of that operation)."""
+        self.by_hash[op_hash] = None if op_hash in self.by_hash else step
 
 
 _declared = {}  # host name -> Declared
@@ -148,12 +151,17 @@ def snapshot():
     if not host.data.snapshot:
         return None
     record = declared()
-    command, digest = record.request()
-    now = (digest, changes_so_far())
+    now = snapshot_key(record)
     if record.snapshot is None or record.taken != now:
-        record.snapshot = host.get_fact(Snapshot, command=command)
+        record.snapshot = host.get_fact(Snapshot, command=record.request()[0])
         record.taken = now
     return record.snapshot
+
+
+def snapshot_key(record, running=None):
+    """What the snapshot in hand must have been taken for to be used now: the digest of the request
+    for what was declared, and the changes so far (up to `running`)."""
+    return record.request()[1], changes_so_far(running)
 
 
 def finds_nothing_to_do(_state, target, op_hash):
@@ -166,7 +174,7 @@ def finds_nothing_to_do(_state, target, op_hash):
     if step is None or record.snapshot is None:
         return False
     with ctx_host.use(target):
-        return bool(target.data.snapshot and record.taken == (record.request()[1], changes_so_far(op_hash))
+        return bool(target.data.snapshot and record.taken == snapshot_key(record, op_hash)
                     and step.matches(record.snapshot))
 
 
@@ -236,12 +244,9 @@ def checked(matches, converge, unchanged, contained=False, inline=None, **argume
     but its own item, so its change leaves the snapshot trusted for everything else. `inline`: a
     small file (dest, content, user, group, mode), repaired inside one command (inline_batch)."""
     step = Step(matches, inline)
-    declared().steps.append(step)
     meta = check(matches=matches, converge=converge, unchanged=unchanged, contained=contained, step=step,
                  **arguments)
-    step.op_hash = meta._hash
-    record = declared()
-    record.by_hash[step.op_hash] = None if step.op_hash in record.by_hash else step  # one step per hash
+    declared().hashed(step, meta._hash)
     return meta
 
 
@@ -283,7 +288,7 @@ def inline_batch(step, seen):
     """`step` and the steps after it that repair a small file, in order, skipping those the snapshot
     shows unchanged, up to the first step that would change anything else (or any operation that is
     not one of Red's checked ones: it could), within COMMAND_LIMIT."""
-    by_hash = {each.op_hash: each for each in declared().steps}
+    by_hash = declared().by_hash
     mine = state.ops[host]
     order = [op_hash for op_hash in state.get_op_order() if op_hash in mine]
     batch, size = [step], inline_size(step.inline)

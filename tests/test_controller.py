@@ -473,8 +473,7 @@ def test_an_operation_runs_in_place_only_when_its_check_finds_nothing_to_do_in_t
         record.taken = (record.request()[1], 0)
         for op_hash, mode in (("op2", 755), ("op3", 700), ("op4", 755), ("op4", 755)):
             step = managed.Step(lambda seen, mode=mode: seen["paths"]["/etc"][1] == mode)
-            step.op_hash = op_hash
-            record.by_hash[op_hash] = None if op_hash in record.by_hash else step
+            record.hashed(step, op_hash)
         target.data.snapshot = True
         verdicts += [managed.finds_nothing_to_do(state, target, op_hash) for op_hash in ("op0", "op2", "op3", "op4")]
         target.data.snapshot = False
